@@ -1,0 +1,162 @@
+"""`sweepctl` command line.
+
+Exit codes: 0 success; 1 the trial ran and FAILED (NaN loss, crash); 2 bad input (spec,
+data, model, database URL), reported as one line naming the field or file, with nothing
+written to the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+
+from orchestrator.errors import USAGE_EXIT_CODE, UsageError
+
+# Tokenization happens once per sweep in datasets.map; the fast tokenizers' own thread pool
+# would only fight Trainer's dataloader for the same cores and print fork warnings.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sweepctl", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    validate = commands.add_parser("validate", help="check a sweep spec and its data files")
+    validate.add_argument("spec")
+
+    trial = commands.add_parser("trial", help="run one fine-tuning trial and store it")
+    trial.add_argument("spec")
+    trial.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a hyperparameter (learning_rate=3e-5) or a spec key (dataset.train_size=500)",
+    )
+    trial.add_argument(
+        "--db",
+        help="SQLAlchemy URL or SQLite path (default: $SWEEPCTL_DB or ./sweepctl-runs/sweepctl.db)",
+    )
+    trial.add_argument("--json", action="store_true", help="print the final record as JSON")
+    trial.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    show = commands.add_parser("show", help="print a stored trial")
+    show.add_argument("trial_id", type=int)
+    show.add_argument("--db")
+    show.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=bool(getattr(args, "json", False)))
+    try:
+        return COMMANDS[args.command](args, console)
+    except UsageError as exc:
+        print(f"sweepctl: error: {exc}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+    except _store_errors() as exc:
+        print(f"sweepctl: error: {exc}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+
+
+def _store_errors() -> tuple[type[Exception], ...]:
+    from storage.store import StoreError
+
+    return (StoreError,)
+
+
+def cmd_validate(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.spec import load_spec
+    from workers.data import check_data_files
+    from workers.models import check_model_args
+
+    spec = load_spec(args.spec)
+    check_data_files(spec.dataset)
+    checked = check_model_args(spec.model, spec.model_args, spec.search_space)
+    console.print(
+        f"{args.spec}: ok — sweep '{spec.name}', model {spec.model}, "
+        f"{len(spec.search_space)} search parameter(s)"
+        + ("" if checked else " (model config not checked: not available offline)")
+    )
+    return 0
+
+
+def cmd_trial(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.overrides import apply_overrides, parse_assignments
+    from orchestrator.report import epoch_table, resources_lines
+    from orchestrator.spec import load_spec
+    from storage.states import TrialState
+    from storage.store import Store, resolve_db_url, sweepctl_home
+    from workers.trial import run_trial
+
+    params = parse_assignments(args.overrides)
+    spec = apply_overrides(load_spec(args.spec), params)
+    store = Store(resolve_db_url(args.db))
+    try:
+        outcome = run_trial(spec, params, store, sweepctl_home(), progress=not args.no_progress)
+        record = store.get_trial(outcome.trial_id)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2, default=str))
+    else:
+        rows = [_row_dict(r) for r in record.evaluations]
+        console.print(epoch_table(rows, (record.metrics or {}).get("step")))
+        for line in resources_lines(record.resources or {}):
+            console.print(line)
+        if outcome.checkpoint:
+            console.print(f"best checkpoint  {outcome.checkpoint}")
+        console.print(
+            f"trial {outcome.trial_id}: {outcome.state.value} (sweepctl show {outcome.trial_id})"
+        )
+    if outcome.state is not TrialState.COMPLETED:
+        print(f"sweepctl: trial {outcome.trial_id} failed: {outcome.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.report import print_trial
+    from storage.store import Store, resolve_db_url
+
+    store = Store(resolve_db_url(args.db))
+    try:
+        record = store.get_trial(args.trial_id).to_dict()
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(record, indent=2, default=str))
+    else:
+        print_trial(console, record)
+    return 0
+
+
+def _row_dict(record: Any) -> dict[str, Any]:
+    return {
+        key: getattr(record, key)
+        for key in (
+            "epoch",
+            "step",
+            "training_loss",
+            "eval_loss",
+            "accuracy",
+            "f1",
+            "precision",
+            "recall",
+        )
+    }
+
+
+COMMANDS = {"validate": cmd_validate, "trial": cmd_trial, "show": cmd_show}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

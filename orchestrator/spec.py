@@ -1,0 +1,415 @@
+"""The sweep spec: YAML in, typed and validated objects out.
+
+Validation happens here, at the edge, so the worker and the store only ever see a spec
+that can run. Unknown keys are errors everywhere (a misspelt `learnin_rate` must not
+silently fall back to a default), with one exception: extra keys under `dataset:` are
+builder arguments for `datasets.load_dataset`, checked against the builder's own config
+class when the builder is one of the packaged file builders (csv, json, ...).
+
+Every key is documented in docs/spec.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from orchestrator.errors import SpecError
+
+# Settings sweepctl derives itself; letting users set them would break best-checkpoint
+# selection or the one-checkpoint-per-trial disk budget.
+OWNED_TRAINING_KEYS = {
+    "output_dir": "checkpoints go to $SWEEPCTL_HOME/runs/<sweep>/trial-<id>",
+    "load_best_model_at_end": "sweepctl always keeps the best checkpoint",
+    "metric_for_best_model": "it follows objective.metric",
+    "greater_is_better": "it follows objective.direction",
+    "save_strategy": "it follows eval_strategy",
+    "save_steps": "it follows eval_steps",
+    "save_total_limit": "sweepctl keeps only the best checkpoint",
+    "report_to": "W&B is configured under tracking.wandb",
+    "do_train": "sweepctl decides what runs",
+    "do_eval": "sweepctl decides what runs",
+    "do_predict": "the test split is evaluated once when dataset.splits has one",
+    "push_to_hub": "export the best checkpoint instead",
+}
+EXTRA_TRAINING_KEYS = {"early_stopping_patience", "early_stopping_threshold"}
+DATASET_HYPERPARAMETERS = {"max_length"}
+FILE_BUILDERS = {"csv", "json", "parquet", "text", "arrow"}
+BINARY_METRICS = ("loss", "accuracy", "f1", "precision", "recall")
+AVERAGED_METRICS = tuple(
+    f"{m}_{avg}" for m in ("f1", "precision", "recall") for avg in ("macro", "weighted")
+)
+OBJECTIVE_METRICS = BINARY_METRICS + AVERAGED_METRICS
+SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+Scalar = str | int | float | bool
+
+
+class FieldError(ValueError):
+    """A validation error about one key inside a mapping, so the message can name its path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@functools.cache
+def training_argument_names() -> frozenset[str]:
+    from transformers import TrainingArguments
+
+    return frozenset(f.name for f in dataclasses.fields(TrainingArguments) if f.init)
+
+
+def _suggest(name: str, known: set[str] | frozenset[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class SplitNames(StrictModel):
+    """Which split of the loaded dataset plays which role; null means "none"."""
+
+    train: str = "train"
+    validation: str | None = "validation"
+    test: str | None = "test"
+
+
+class DatasetSpec(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    path: str = "csv"
+    name: str | None = None
+    data_files: dict[str, str | list[str]] | None = None
+    class_files: dict[str, str | list[str]] | None = None
+    splits: SplitNames = SplitNames()
+    text_fields: list[str] = Field(min_length=1, max_length=2)
+    label_field: str = "label"
+    label_map: dict[Scalar, Scalar] | None = None
+    train_size: int | None = Field(default=None, gt=0)
+    eval_size: int | None = Field(default=None, gt=0)
+    test_size: int | None = Field(default=None, gt=0)
+    validation_split: float = Field(default=0.1, gt=0.0, lt=1.0)
+    test_split: float | None = Field(default=None, gt=0.0, lt=1.0)
+    max_length: int = Field(default=128, ge=8, le=16384)
+    seed: int | None = None
+
+    @property
+    def builder_kwargs(self) -> dict[str, Any]:
+        """Extra keys are passed to `datasets.load_dataset` untouched."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> DatasetSpec:
+        if self.data_files and self.class_files:
+            raise ValueError("give either data_files or class_files, not both")
+        if self.class_files is not None and len(self.class_files) < 2:
+            raise ValueError("class_files needs one entry per class (at least two)")
+        if self.path in FILE_BUILDERS and not (self.data_files or self.class_files):
+            raise ValueError(f"path '{self.path}' needs data_files or class_files")
+        if self.path in FILE_BUILDERS:
+            _check_builder_kwargs(self.path, self.builder_kwargs)
+        return self
+
+
+def _check_builder_kwargs(builder: str, kwargs: dict[str, Any]) -> None:
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    module = _PACKAGED_DATASETS_MODULES[builder][0]
+    config_cls = next(
+        v
+        for k, v in vars(__import__(module, fromlist=["x"])).items()
+        if k.endswith("Config") and dataclasses.is_dataclass(v) and k.lower() != "builderconfig"
+    )
+    known = {f.name for f in dataclasses.fields(config_cls)} - {"name", "data_files", "data_dir"}
+    for key in kwargs:
+        if key not in known:
+            raise FieldError(
+                key,
+                f"unknown key: not a sweepctl dataset key nor an argument of the {builder} "
+                f"builder{_suggest(key, known | set(DatasetSpec.model_fields))}",
+            )
+
+
+class FloatParam(StrictModel):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = Field(default=None, gt=0)
+    ofat: list[float] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> FloatParam:
+        _check_range(self.low, self.high, self.log, self.ofat)
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        return self
+
+
+class IntParam(StrictModel):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = Field(default=1, gt=0)
+    ofat: list[int] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> IntParam:
+        _check_range(self.low, self.high, self.log, self.ofat)
+        return self
+
+
+class CategoricalParam(StrictModel):
+    type: Literal["categorical"]
+    choices: list[Scalar] = Field(min_length=1)
+    ofat: list[Scalar] = []
+
+    @model_validator(mode="after")
+    def _check(self) -> CategoricalParam:
+        missing = [v for v in self.ofat if v not in self.choices]
+        if missing:
+            raise ValueError(f"ofat values {missing} are not among choices {self.choices}")
+        return self
+
+
+def _check_range(low: float, high: float, log: bool, ofat: list[Any]) -> None:
+    if low >= high:
+        raise ValueError(f"low ({low}) must be below high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"log scale needs low > 0 (got {low})")
+    outside = [v for v in ofat if not low <= v <= high]
+    if outside:
+        raise ValueError(f"ofat values {outside} lie outside [{low}, {high}]")
+
+
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
+
+
+class ObjectiveSpec(StrictModel):
+    metric: str = "f1"
+    direction: Literal["maximize", "minimize"] | None = None
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in OBJECTIVE_METRICS:
+            raise ValueError(
+                f"unknown metric '{metric}'{_suggest(metric, set(OBJECTIVE_METRICS))}; "
+                f"expected one of {', '.join(OBJECTIVE_METRICS)}"
+            )
+        return metric
+
+    @property
+    def maximize(self) -> bool:
+        if self.direction is None:
+            return self.metric != "loss"
+        return self.direction == "maximize"
+
+
+class WandbSpec(StrictModel):
+    mode: Literal["auto", "online", "offline", "disabled"] = "auto"
+    project: str = "sweepctl"
+    entity: str | None = None
+    tags: list[str] = []
+
+
+class TrackingSpec(StrictModel):
+    wandb: WandbSpec = WandbSpec()
+
+
+class SweepSpec(StrictModel):
+    name: str
+    description: str | None = None
+    model: str
+    model_args: dict[str, Any] = {}
+    dataset: DatasetSpec
+    training: dict[str, Any] = {}
+    objective: ObjectiveSpec = ObjectiveSpec()
+    search_space: dict[str, Param] = {}
+    tracking: TrackingSpec = TrackingSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not SWEEP_NAME.match(name):
+            raise ValueError(
+                "expected 1-100 characters of letters, digits, '.', '_' or '-', "
+                f"starting with a letter or digit (got {name!r})"
+            )
+        return name
+
+    @field_validator("training")
+    @classmethod
+    def _known_training_keys(cls, training: dict[str, Any]) -> dict[str, Any]:
+        known = training_argument_names() | EXTRA_TRAINING_KEYS
+        for key in training:
+            if key in OWNED_TRAINING_KEYS:
+                raise FieldError(key, f"set by sweepctl: {OWNED_TRAINING_KEYS[key]}")
+            if key not in known:
+                raise FieldError(
+                    key, f"unknown key: not a TrainingArguments field{_suggest(key, known)}"
+                )
+        strategy = training.get("eval_strategy", "epoch")
+        if strategy not in ("epoch", "steps"):
+            raise FieldError(
+                "eval_strategy",
+                f"expected 'epoch' or 'steps' (got {strategy!r}): sweepctl evaluates to "
+                "record metrics and pick the best checkpoint",
+            )
+        _check_training_values(training)
+        return training
+
+    @field_validator("search_space")
+    @classmethod
+    def _tunable_names(cls, space: dict[str, Param]) -> dict[str, Param]:
+        for name in space:
+            if name in OWNED_TRAINING_KEYS:
+                raise FieldError(name, "set by sweepctl and cannot be searched")
+        return space
+
+    @property
+    def eval_strategy(self) -> str:
+        return str(self.training.get("eval_strategy", "epoch"))
+
+    @property
+    def seed(self) -> int:
+        return int(self.training.get("seed", 42))
+
+
+def _check_training_values(training: dict[str, Any]) -> None:
+    """Let TrainingArguments itself judge the values, so the rules never drift from HF's."""
+    import tempfile
+
+    from transformers import TrainingArguments
+
+    hf_keys = {k: v for k, v in training.items() if k not in EXTRA_TRAINING_KEYS}
+    hf_keys.setdefault("eval_strategy", "epoch")
+    hf_keys["save_strategy"] = hf_keys["eval_strategy"]
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            TrainingArguments(output_dir=tmp, report_to="none", **hf_keys)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc).splitlines()[0]) from None
+    patience = training.get("early_stopping_patience")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise FieldError(
+            "early_stopping_patience", f"expected a positive integer (got {patience!r})"
+        )
+
+
+def tunable_parameter_kind(name: str) -> Literal["training", "dataset", "model"]:
+    """Where a bare hyperparameter name lands: TrainingArguments, the tokenizer, or the model
+    config. Anything not known to the first two is taken as a model-config key and checked
+    against the real config when the model loads."""
+    if name in training_argument_names() or name in EXTRA_TRAINING_KEYS:
+        return "training"
+    if name in DATASET_HYPERPARAMETERS:
+        return "dataset"
+    return "model"
+
+
+def format_validation_error(error: ValidationError, source: str) -> str:
+    """One line: the file, the dotted field path, and what was expected."""
+    first = error.errors()[0]
+    loc = [str(p) for p in first["loc"] if not _is_union_tag(p)]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, FieldError):
+        loc.append(cause.key)
+    field = ".".join(loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        parent_known = _known_keys_at(loc[:-1])
+        message = f"unknown key{_suggest(loc[-1], parent_known)}"
+    elif first["type"] == "missing":
+        message = "required key is missing"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+    more = len(error.errors()) - 1
+    suffix = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {field}: {message}{suffix}"
+
+
+def _is_union_tag(part: object) -> bool:
+    return part in ("float", "int", "categorical") or str(part).startswith("function-")
+
+
+def _known_keys_at(loc: list[str]) -> set[str]:
+    model: Any = SweepSpec
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return set()
+        model = field.annotation
+    return set(getattr(model, "model_fields", {}))
+
+
+def parse_spec(data: Any, source: str, base_dir: Path) -> SweepSpec:
+    """Validate a spec mapping; relative data paths are taken from `base_dir`."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: expected a YAML mapping at the top level")
+    data = _resolve_data_paths(data, base_dir)
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, source)) from None
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    spec_path = Path(path)
+    if not spec_path.is_file():
+        raise SpecError(f"{spec_path}: spec file not found")
+    try:
+        data = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise SpecError(
+            f"{spec_path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
+    return parse_spec(data, str(spec_path), spec_path.resolve().parent)
+
+
+def _resolve_data_paths(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:
+    """Make local data paths absolute so the spec means the same from any working directory.
+
+    Only file builders get this: for hub datasets, data_files name files inside the hub repo.
+    """
+    dataset = data.get("dataset")
+    if not isinstance(dataset, dict) or dataset.get("path", "csv") not in FILE_BUILDERS:
+        return data
+    dataset = dict(dataset)
+    for key in ("data_files", "class_files"):
+        files = dataset.get(key)
+        if isinstance(files, dict):
+            dataset[key] = {k: _absolute(v, base_dir) for k, v in files.items()}
+    return {**data, "dataset": dataset}
+
+
+def _absolute(value: Any, base_dir: Path) -> Any:
+    if isinstance(value, list):
+        return [_absolute(v, base_dir) for v in value]
+    if isinstance(value, str) and "://" not in value:
+        return str((base_dir / Path(value).expanduser()).resolve())
+    return value
+
+
+def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
+    """JSON-ready form that `parse_spec` accepts back (builder kwargs included)."""
+    return spec.model_dump(mode="json", exclude_none=False)

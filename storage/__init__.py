@@ -1,0 +1,36 @@
+"""Persistence for sweepctl: sweeps, trials, evaluations and artifacts.
+
+Import from here; the submodules are implementation detail.
+"""
+
+from __future__ import annotations
+
+from storage.jsonsafe import sanitize_json
+from storage.records import ArtifactRecord, EvaluationRecord, TrialRecord
+from storage.states import StateTransitionError, TrialState
+from storage.store import Store, StoreError
+from storage.urls import (
+    DB_ENV,
+    DEFAULT_HOME_ENV,
+    default_db_url,
+    redact_url,
+    resolve_db_url,
+    sweepctl_home,
+)
+
+__all__ = [
+    "DB_ENV",
+    "DEFAULT_HOME_ENV",
+    "ArtifactRecord",
+    "EvaluationRecord",
+    "StateTransitionError",
+    "Store",
+    "StoreError",
+    "TrialRecord",
+    "TrialState",
+    "default_db_url",
+    "redact_url",
+    "resolve_db_url",
+    "sanitize_json",
+    "sweepctl_home",
+]

@@ -1,0 +1,79 @@
+"""The TrainingArguments a trial runs with: the user's values, plus what sweepctl owns.
+
+Owned settings make every trial keep exactly one checkpoint (the best by the objective)
+and report to sweepctl's own sinks; precision is chosen from the hardware unless the user
+chose it. Everything here is a plain dict so the store and W&B record exactly what ran.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.spec import EXTRA_TRAINING_KEYS, SweepSpec
+
+
+@dataclass(frozen=True)
+class Hardware:
+    cuda: bool
+    bf16: bool
+    compute_capability: tuple[int, int] | None
+    device_name: str
+
+    @classmethod
+    def detect(cls) -> Hardware:
+        import torch
+
+        if not torch.cuda.is_available():
+            return cls(cuda=False, bf16=False, compute_capability=None, device_name="cpu")
+        return cls(
+            cuda=True,
+            bf16=torch.cuda.is_bf16_supported(),
+            compute_capability=torch.cuda.get_device_capability(),
+            device_name=torch.cuda.get_device_name(),
+        )
+
+
+def precision_settings(training: dict[str, Any], hardware: Hardware) -> dict[str, Any]:
+    """bf16 where the GPU supports it (fp16 otherwise), TF32 matmuls on Ampere and newer.
+    An explicit bf16/fp16/tf32 in the spec always wins; CPUs stay in fp32."""
+    if not hardware.cuda:
+        return {}
+    chosen: dict[str, Any] = {}
+    if "bf16" not in training and "fp16" not in training:
+        chosen["bf16" if hardware.bf16 else "fp16"] = True
+    capability = hardware.compute_capability or (0, 0)
+    if "tf32" not in training and capability >= (8, 0):
+        chosen["tf32"] = True
+    return chosen
+
+
+def training_arguments(
+    spec: SweepSpec, output_dir: Path, hardware: Hardware, progress: bool
+) -> dict[str, Any]:
+    user = {k: v for k, v in spec.training.items() if k not in EXTRA_TRAINING_KEYS}
+    strategy = spec.eval_strategy
+    args: dict[str, Any] = {
+        "eval_strategy": strategy,
+        "logging_strategy": strategy,  # one training-loss figure per evaluation row
+        "seed": spec.seed,
+        "dataloader_pin_memory": hardware.cuda,
+        **user,
+        **precision_settings(user, hardware),
+        "output_dir": str(output_dir),
+        "save_strategy": strategy,
+        "save_total_limit": 1,
+        "save_only_model": True,  # optimizer state would triple the checkpoint size
+        "load_best_model_at_end": True,
+        "metric_for_best_model": spec.objective.metric,
+        "greater_is_better": spec.objective.maximize,
+        "report_to": "none",
+        "logging_nan_inf_filter": False,
+        "disable_tqdm": not progress,
+    }
+    if strategy == "steps":
+        args.setdefault("eval_steps", 500)
+        args["save_steps"] = args["eval_steps"]
+        args["logging_steps"] = args["eval_steps"]
+    return args
