@@ -8,6 +8,7 @@ written to the store.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -56,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(stderr=bool(getattr(args, "json", False)))
+    to_stderr = bool(getattr(args, "json", False))
+    stream = sys.stderr if to_stderr else sys.stdout
+    # piped output (logs, CI) gets a table wide enough not to fold the column titles
+    console = Console(stderr=to_stderr, soft_wrap=True, width=None if stream.isatty() else 120)
     try:
         return COMMANDS[args.command](args, console)
     except UsageError as exc:
@@ -101,7 +105,9 @@ def cmd_trial(args: argparse.Namespace, console: Console) -> int:
     spec = apply_overrides(load_spec(args.spec), params)
     store = Store(resolve_db_url(args.db))
     try:
-        outcome = run_trial(spec, params, store, sweepctl_home(), progress=not args.no_progress)
+        # Trainer writes its log lines to stdout; with --json stdout is reserved for the record
+        with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+            outcome = run_trial(spec, params, store, sweepctl_home(), progress=not args.no_progress)
         record = store.get_trial(outcome.trial_id)
     finally:
         store.close()

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import SweepSpec, format_validation_error, tunable_parameter_kind
+from orchestrator.spec import SweepSpec, format_validation_error, load_yaml, tunable_parameter_kind
 
 SECTION_OF_KIND = {"training": "training", "dataset": "dataset", "model": "model_args"}
 
@@ -28,7 +28,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise SpecError(f"--set {item!r}: expected KEY=VALUE")
         try:
-            parsed[key] = yaml.safe_load(raw) if raw.strip() else None
+            parsed[key] = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             raise SpecError(f"--set {key}: cannot parse value {raw!r}") from None
     return parsed

@@ -371,12 +371,35 @@ def parse_spec(data: Any, source: str, base_dir: Path) -> SweepSpec:
         raise SpecError(format_validation_error(exc, source)) from None
 
 
+class SpecLoader(yaml.SafeLoader):
+    """SafeLoader that reads `2e-5` as a float: YAML 1.1 wants `2.0e-5`, and a learning rate
+    silently loaded as the string "2e-5" is the most common sweep-spec bug there is."""
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+][0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - SafeLoader subclass
+
+
 def load_spec(path: str | Path) -> SweepSpec:
     spec_path = Path(path)
     if not spec_path.is_file():
         raise SpecError(f"{spec_path}: spec file not found")
     try:
-        data = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
+        data = load_yaml(spec_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

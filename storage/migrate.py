@@ -7,7 +7,6 @@ and an old one is brought forward; both paths must be cheap and idempotent.
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 from alembic import command
@@ -38,7 +37,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 def upgrade(engine: Engine) -> None:
     """Bring the schema to head in one transaction (SQLite serialises via BEGIN IMMEDIATE)."""
     with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
+        if False:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY}
             )

@@ -8,20 +8,23 @@ payloads are sanitised so SQLite and PostgreSQL answer identically.
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy import func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+)
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
-from sqlalchemy.pool import StaticPool
 
 from storage import migrate
+from storage.engine import READ_ONLY_OPTION, create_store_engine
 from storage.jsonsafe import sanitize_float, sanitize_json
 from storage.models import Artifact, Base, Evaluation, Sweep, Trial, utcnow
 from storage.records import ArtifactRecord, EvaluationRecord, TrialRecord
@@ -52,10 +55,6 @@ __all__ = [
     "sweepctl_home",
 ]
 
-# Execution option marking read-only sessions, so SQLite can start them DEFERRED
-# instead of taking the write lock.
-_READ_ONLY = "sweepctl_read_only"
-_SQLITE_PRAGMAS = ("busy_timeout=30000", "foreign_keys=ON", "journal_mode=WAL")
 # Concurrent creators of the same new sweep collide on its unique name; the loser
 # retries and then sees the winner's row.
 _CREATE_ATTEMPTS = 3
@@ -71,8 +70,6 @@ _EVALUATION_FLOATS = (
     "grad_norm",
 )
 
-_dumps = functools.partial(json.dumps, allow_nan=False)
-
 
 class StoreError(RuntimeError):
     """Operational failure with a one-line message that names the (redacted) database."""
@@ -81,44 +78,6 @@ class StoreError(RuntimeError):
 def _first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
-
-
-def _on_sqlite_connect(dbapi_connection: Any, _record: object) -> None:
-    # Hand transaction control to SQLAlchemy's "begin" hook below: pysqlite's own
-    # lazy BEGIN would let a read-then-write transaction race other processes.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    for pragma in _SQLITE_PRAGMAS:
-        cursor.execute(f"PRAGMA {pragma}")
-    cursor.close()
-
-
-def _on_sqlite_begin(connection: Connection) -> None:
-    # IMMEDIATE takes the write lock up front, making every write transaction's
-    # check-then-act atomic across processes; busy_timeout makes others wait.
-    read_only = connection.get_execution_options().get(_READ_ONLY, False)
-    connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
-
-
-def _create_engine(url: str) -> Engine:
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, json_serializer=_dumps, pool_pre_ping=True)
-    in_memory = parsed.database in (None, "", ":memory:")
-    if in_memory:
-        # One shared connection, otherwise every pooled connection is a new empty DB.
-        engine = create_engine(
-            parsed,
-            json_serializer=_dumps,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
-        )
-    else:
-        Path(parsed.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, json_serializer=_dumps)
-    event.listen(engine, "connect", _on_sqlite_connect)
-    event.listen(engine, "begin", _on_sqlite_begin)
-    return engine
 
 
 def _transition_values(
@@ -196,9 +155,13 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self._url = normalize_db_url(url)
-        self._engine = _create_engine(self._url)
+        try:
+            self._engine = create_store_engine(self._url)
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise StoreError(f"invalid database URL {self.url}: {_first_line(exc)}") from exc
         self._session = sessionmaker(bind=self._engine, expire_on_commit=False)
-        self._read_session = sessionmaker(bind=self._engine.execution_options(**{_READ_ONLY: True}))
+        read_only = self._engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._read_session = sessionmaker(bind=read_only)
         try:
             self._check_connection()
             with self._errors("cannot migrate"):

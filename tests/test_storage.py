@@ -78,23 +78,30 @@ def race(workers: list[Callable[[], None]]) -> list[BaseException | None]:
 # --- migrations -----------------------------------------------------------------------
 
 
-def test_migrations_create_exactly_the_prefixed_tables(store: Store, store_url: str) -> None:
-    tables = set(inspect(store._engine).get_table_names())
-    assert tables == SWEEPCTL_TABLES | {VERSION_TABLE}
-    assert migrate.current_revision(store._engine) == migrate.head_revision()
+def test_migrations_create_exactly_the_prefixed_tables(store_url: str) -> None:
+    with Store(store_url) as store:
+        tables = set(inspect(store._engine).get_table_names())
+        assert tables == SWEEPCTL_TABLES | {VERSION_TABLE}
+        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0001"
+        assert migrate.schema_diff(store._engine) == []  # ORM models == migration
 
 
-def test_upgrade_is_idempotent(store: Store, store_url: str) -> None:
-    new_trial(store)
-    migrate.upgrade(store._engine)
-    migrate.upgrade(store._engine)
-    with Store(store_url) as reopened:
-        assert reopened.count_rows()["sweepctl_trials"] == 1
-    assert migrate.current_revision(store._engine) == migrate.head_revision()
+def test_upgrade_is_idempotent(store_url: str) -> None:
+    with Store(store_url) as store:
+        new_trial(store)
+        migrate.upgrade(store._engine)
+        migrate.upgrade(store._engine)
+        outcomes = race([lambda: Store(store_url).close() for _ in range(3)])
+        assert outcomes == [None] * 3
+        with Store(store_url) as reopened:
+            assert reopened.count_rows()["sweepctl_trials"] == 1
+        assert migrate.current_revision(store._engine) == migrate.head_revision()
 
 
-def test_models_match_migration(store: Store) -> None:
-    assert migrate.schema_diff(store._engine) == []
+def test_concurrent_first_open_of_empty_database(store_url: str) -> None:
+    assert race([lambda: Store(store_url).close() for _ in range(4)]) == [None] * 4
+    with Store(store_url) as store:
+        assert migrate.schema_diff(store._engine) == []
 
 
 @pytest.mark.parametrize("optuna_first", [True, False], ids=["optuna-first", "store-first"])
@@ -208,15 +215,19 @@ def test_failure_records_reason_and_nan_objective_becomes_null(store: Store) -> 
     assert (trial.error, trial.traceback, trial.objective) == ("CUDA OOM", "Traceback...\n", None)
 
 
+def finish_race(store: Store, trial_id: int) -> list[BaseException | None]:
+    return race(
+        [
+            lambda: store.set_trial_state(trial_id, S.COMPLETED, objective=1.0),
+            lambda: store.set_trial_state(trial_id, S.FAILED, error="worker lost"),
+        ]
+    )
+
+
 def test_concurrent_finish_has_exactly_one_winner(store: Store) -> None:
     for _ in range(5):
         trial_id = running_trial(store)
-        outcomes = race(
-            [
-                lambda: store.set_trial_state(trial_id, S.COMPLETED, objective=1.0),
-                lambda: store.set_trial_state(trial_id, S.FAILED, error="worker lost"),
-            ]
-        )
+        outcomes = finish_race(store, trial_id)
         winners = [i for i, outcome in enumerate(outcomes) if outcome is None]
         assert len(winners) == 1, outcomes
         loser = outcomes[1 - winners[0]]
@@ -295,7 +306,9 @@ def test_get_missing_trial_names_id_and_database(store: Store) -> None:
 
 def test_to_dict_is_json_serialisable(store: Store) -> None:
     trial_id = running_trial(store)
-    store.record_evaluation(trial_id, EvaluationRecord(epoch=1.0, step=1, metrics={"cm": CONFUSION}))
+    store.record_evaluation(
+        trial_id, EvaluationRecord(epoch=1.0, step=1, metrics={"cm": CONFUSION})
+    )
     store.add_artifact(trial_id, "checkpoint", "file:///ckpt", 10)
     data = json.loads(json.dumps(store.get_trial(trial_id).to_dict(), allow_nan=False))
     assert data["state"] == "RUNNING"
@@ -342,14 +355,18 @@ def test_unreachable_database_is_one_clear_line(tmp_path: Path) -> None:
     assert message.startswith("cannot connect to postgresql+psycopg://bob:***@127.0.0.1:1/db")
     with pytest.raises(StoreError, match="cannot connect to sqlite"):
         Store(str(tmp_path))  # a directory is not a database file
+    with pytest.raises(StoreError, match="invalid database URL nosuchdb://h/x"):
+        Store("nosuchdb://h/x")
 
 
 def test_sqlite_pragmas(tmp_path: Path) -> None:
-    with Store(str(tmp_path / "deep" / "dir" / "x.db")) as store:
-        with store._engine.connect() as connection:
-            pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
-            assert (pragma("journal_mode"), pragma("foreign_keys")) == ("wal", 1)
-            assert pragma("busy_timeout") == 30000
+    store = Store(str(tmp_path / "deep" / "dir" / "x.db"))  # parent dirs are created
+    with store, store._engine.connect() as connection:
+        pragmas = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "foreign_keys", "busy_timeout")
+        }
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000}
 
 
 # --- URLs and sanitising ----------------------------------------------------------------

@@ -78,7 +78,8 @@ class EvaluationRecorder(TrainerCallback):
 
 
 def _eval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    skip = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+    # the loss has its own column (eval_loss); the timings are not model quality
+    skip = {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
     return {
         key.removeprefix("eval_"): float(value)
         for key, value in metrics.items()

@@ -66,6 +66,8 @@ class WandbTracker:
         if self._run is None:
             return
         values: dict[str, float] = {f"eval/{k}": v for k, v in row.metrics.items()}
+        if row.eval_loss is not None:
+            values["eval/loss"] = row.eval_loss
         for key in ("training_loss", "learning_rate", "grad_norm"):
             value = getattr(row, key)
             if value is not None:

@@ -162,6 +162,7 @@ def _train(
     prepared: PreparedTrial, trial_id: int, run_dir: Path, sinks: list[Sink], progress: bool
 ) -> TrialOutcome:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     spec = prepared.spec
     args = TrainingArguments(
@@ -184,6 +185,8 @@ def _train(
         compute_metrics=metrics,
         callbacks=callbacks,
     )
+    if not progress:
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
     _reset_gpu_peak(prepared.hardware)
     started = time.perf_counter()
     train_output = trainer.train()
