@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from orchestrator.cli import main
 from storage.states import TrialState
@@ -110,7 +109,8 @@ def spec_with(tiny_spec: dict[str, Any], **changes: Any) -> dict[str, Any]:
         ),
         (
             {"dataset__label_map": {"pos": 1}},
-            "dataset.label_map: label 'neg' in the train split is not a key of label_map (keys: pos)",
+            "dataset.label_map: label 'neg' in the train split is not a key of label_map "
+            "(keys: pos)",
         ),
         ({"model": "no-such-org/no-such-model"}, "model: cannot load 'no-such-org/no-such-model'"),
         ({"model": "./missing-model-dir"}, "model: directory not found: ./missing-model-dir"),

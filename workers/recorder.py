@@ -79,7 +79,7 @@ class EvaluationRecorder(TrainerCallback):
 
 def _eval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
     # the loss has its own column (eval_loss); the timings are not model quality
-    skip = {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+    skip = {"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"}
     return {
         key.removeprefix("eval_"): float(value)
         for key, value in metrics.items()
