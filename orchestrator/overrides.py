@@ -1,9 +1,10 @@
 """Per-trial overrides: `--set key=value` from the CLI and, later, values a sampler proposes.
 
-A bare name is a hyperparameter and is routed to where it takes effect (TrainingArguments,
-the tokenizer's max_length, or the model config), the same way search-space names are. A
-dotted name (`dataset.train_size`) sets that key of the spec. Either way the result is
-validated again as a whole spec, so an override can never produce an invalid trial.
+A bare name is a top-level spec key (`model=...`) or else a hyperparameter, routed to
+where it takes effect (TrainingArguments, the tokenizer's max_length, or the model config),
+the same way search-space names are. A dotted name (`dataset.train_size`) sets that key of
+the spec. Either way the result is validated again as a whole spec, so an override can
+never produce an invalid trial.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def apply_overrides(spec: SweepSpec, overrides: dict[str, Any]) -> SweepSpec:
         return spec
     data = spec.model_dump(mode="python")
     for key, value in overrides.items():
-        path = key.split(".") if "." in key else [_section_for(key), key]
+        path = key.split(".") if "." in key or key in SweepSpec.model_fields else None
+        path = path or [_section_for(key), key]
         _parent_section(data, path, key)[path[-1]] = value
     try:
         return SweepSpec.model_validate(data)

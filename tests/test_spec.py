@@ -217,3 +217,9 @@ def test_bad_overrides(assignment: str, message: str) -> None:
     with pytest.raises(SpecError) as caught:
         apply_overrides(parse(BASE), parse_assignments([assignment]))
     assert str(caught.value).startswith(message)
+
+
+def test_bare_top_level_keys_are_not_taken_for_model_config() -> None:
+    updated = apply_overrides(parse(BASE), {"model": "distilbert-base-uncased"})
+    assert updated.model == "distilbert-base-uncased"
+    assert updated.model_args == {}

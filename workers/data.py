@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import uuid
@@ -25,6 +26,7 @@ from orchestrator.errors import DataError
 from orchestrator.spec import FILE_BUILDERS, DatasetSpec
 from workers.labels import encode_labels
 
+LOG = logging.getLogger("sweepctl.data")
 CACHE_FORMAT_VERSION = 1
 MODEL_INPUT_COLUMNS = ("input_ids", "attention_mask", "token_type_ids", "labels")
 
@@ -145,7 +147,10 @@ def _carve_missing_splits(roles: DatasetDict, spec: DatasetSpec, seed: int) -> D
 def _stratified_split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     try:
         parts = data.train_test_split(test_size=fraction, seed=seed, stratify_by_column="labels")
-    except ValueError:  # a class with a single row cannot be stratified
+    except ValueError as exc:  # fewer rows than classes, or a class with a single row
+        LOG.warning(
+            "split of %.0f%% not stratified (%s): rare classes may be missing", fraction * 100, exc
+        )
         parts = data.train_test_split(test_size=fraction, seed=seed)
     return parts["train"], parts["test"]
 

@@ -47,6 +47,8 @@ def load_tokenizer(source: str, model: str) -> Any:
 
     try:
         return AutoTokenizer.from_pretrained(source)
+    except ImportError as exc:  # e.g. DeBERTa-v3's SentencePiece tokenizer without the package
+        raise ModelNotFoundError(f"model: the tokenizer of '{model}' needs {exc}") from None
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(_not_found_message(model, exc)) from None
 

@@ -83,7 +83,7 @@ def _eval_scalars(metrics: dict[str, Any]) -> dict[str, float]:
     return {
         key.removeprefix("eval_"): float(value)
         for key, value in metrics.items()
-        if key not in skip and isinstance(value, (int, float))
+        if key.startswith("eval_") and key not in skip and isinstance(value, (int, float))
     }
 
 
