@@ -6,6 +6,7 @@ and an old one is brought forward; both paths must be cheap and idempotent.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Arbitrary constant shared by every sweepctl process: serialises concurrent
 # first-time upgrades on PostgreSQL, where two CREATE TABLEs would otherwise race.
 _PG_ADVISORY_LOCK_KEY = 0x5357_4545_5043_544C  # "SWEEPCTL"
+_ALEMBIC_LOCK = threading.Lock()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -35,9 +37,15 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to head in one transaction (SQLite serialises via BEGIN IMMEDIATE)."""
-    with engine.begin() as connection:
-        if False:
+    """Bring the schema to head in one transaction.
+
+    Across processes, PostgreSQL serialises on an advisory lock and SQLite on
+    BEGIN IMMEDIATE. Within a process a lock is needed too: Alembic keeps the
+    running migration context in module globals, so two threads migrating even
+    different databases at once would corrupt each other's run.
+    """
+    with _ALEMBIC_LOCK, engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ADVISORY_LOCK_KEY}
             )

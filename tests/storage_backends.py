@@ -1,4 +1,4 @@
-"""Backend fixtures for the storage contract suite: one suite, every database.
+"""Backend fixtures and helpers for the storage contract suite: one suite, every database.
 
 Lives outside tests/conftest.py (owned elsewhere); test modules load it with
 ``pytest_plugins = ["tests.storage_backends"]``.
@@ -15,10 +15,12 @@ silently lose the PostgreSQL half.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -27,6 +29,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from storage.models import Base
+from storage.records import EvaluationRecord
+from storage.states import TrialState
 from storage.store import Store
 from storage.urls import normalize_db_url, redact_url
 
@@ -129,3 +133,56 @@ def store(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
         yield opened
     finally:
         opened.close()
+
+
+# --- helpers ----------------------------------------------------------------------
+
+SPEC = {"name": "demo", "model": "minilm", "search": {"lr": [1e-5, 5e-5]}}
+
+
+def new_trial(store: Store, sweep: str = "demo", **params: Any) -> int:
+    return store.create_trial(sweep, SPEC, params or {"lr": 1e-5}, {"lr": 1e-5, "epochs": 2})
+
+
+def running_trial(store: Store) -> int:
+    trial_id = new_trial(store)
+    store.set_trial_state(trial_id, TrialState.RUNNING)
+    return trial_id
+
+
+def drive(store: Store, path: list[TrialState]) -> int:
+    trial_id = new_trial(store)
+    for state in path:
+        store.set_trial_state(trial_id, state)
+    return trial_id
+
+
+def race(workers: list[Callable[[], None]]) -> list[BaseException | None]:
+    """Start all callables at once; return each one's exception (None on success)."""
+    barrier = threading.Barrier(len(workers))
+    outcomes: list[BaseException | None] = [None] * len(workers)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            workers[index]()
+        except BaseException as exc:
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def worker_process(url: str, count: int) -> list[int]:
+    """Runs in a spawned process: the real deployment shape (one Store per worker)."""
+    with Store(url) as store:
+        ids = [new_trial(store, "shared") for _ in range(count)]
+        for trial_id in ids:
+            store.set_trial_state(trial_id, TrialState.RUNNING)
+            store.record_evaluation(trial_id, EvaluationRecord(epoch=1.0, step=1))
+            store.set_trial_state(trial_id, TrialState.COMPLETED, objective=0.5)
+        return ids

@@ -1,15 +1,15 @@
 """Contract tests for storage/: every backend must behave identically.
 
-Backend-parametrised tests take the ``store``/``store_url`` fixtures from
-tests/storage_backends.py and so run on real SQLite and real PostgreSQL.
+Backend-parametrised tests take the ``store``/``store_url`` fixtures (and small
+helpers) from tests/storage_backends.py and so run on real SQLite and real
+PostgreSQL.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import threading
-from collections.abc import Callable
+import multiprocessing
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,16 @@ from storage.states import StateTransitionError, TrialState
 from storage.store import Store, StoreError
 from storage.urls import default_db_url, redact_url, resolve_db_url, sweepctl_home
 
+pytest.register_assert_rewrite("tests.storage_backends")  # before the import below
+from tests.storage_backends import (  # noqa: E402
+    SPEC,
+    drive,
+    new_trial,
+    race,
+    running_trial,
+    worker_process,
+)
+
 pytest_plugins = ["tests.storage_backends"]
 
 S = TrialState
@@ -34,45 +44,7 @@ SWEEPCTL_TABLES = {
     "sweepctl_evaluations",
     "sweepctl_artifacts",
 }
-SPEC = {"name": "demo", "model": "minilm", "search": {"lr": [1e-5, 5e-5]}}
 CONFUSION = [[50, 3], [4, 43]]
-
-
-def new_trial(store: Store, sweep: str = "demo", **params: Any) -> int:
-    return store.create_trial(sweep, SPEC, params or {"lr": 1e-5}, {"lr": 1e-5, "epochs": 2})
-
-
-def running_trial(store: Store) -> int:
-    trial_id = new_trial(store)
-    store.set_trial_state(trial_id, S.RUNNING)
-    return trial_id
-
-
-def drive(store: Store, path: list[TrialState]) -> int:
-    trial_id = new_trial(store)
-    for state in path:
-        store.set_trial_state(trial_id, state)
-    return trial_id
-
-
-def race(workers: list[Callable[[], None]]) -> list[BaseException | None]:
-    """Start all callables at once; return each one's exception (None on success)."""
-    barrier = threading.Barrier(len(workers))
-    outcomes: list[BaseException | None] = [None] * len(workers)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            workers[index]()
-        except BaseException as exc:
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(workers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 # --- migrations -----------------------------------------------------------------------
@@ -86,22 +58,29 @@ def test_migrations_create_exactly_the_prefixed_tables(store_url: str) -> None:
         assert migrate.schema_diff(store._engine) == []  # ORM models == migration
 
 
-def test_upgrade_is_idempotent(store_url: str) -> None:
-    with Store(store_url) as store:
-        new_trial(store)
-        migrate.upgrade(store._engine)
-        migrate.upgrade(store._engine)
-        outcomes = race([lambda: Store(store_url).close() for _ in range(3)])
-        assert outcomes == [None] * 3
-        with Store(store_url) as reopened:
-            assert reopened.count_rows()["sweepctl_trials"] == 1
-        assert migrate.current_revision(store._engine) == migrate.head_revision()
+def test_upgrade_is_idempotent(store: Store) -> None:
+    new_trial(store)
+    migrate.upgrade(store._engine)
+    migrate.upgrade(store._engine)
+    with Store(store._url) as reopened:
+        assert reopened.count_rows()["sweepctl_trials"] == 1
+    assert migrate.current_revision(store._engine) == migrate.head_revision()
 
 
 def test_concurrent_first_open_of_empty_database(store_url: str) -> None:
     assert race([lambda: Store(store_url).close() for _ in range(4)]) == [None] * 4
     with Store(store_url) as store:
         assert migrate.schema_diff(store._engine) == []
+
+
+def test_worker_processes_share_one_database(store_url: str) -> None:
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(worker_process, [(store_url, 5)] * 3)
+    with Store(store_url) as store:
+        trials = store.list_trials("shared")
+    assert sorted(i for ids in results for i in ids) == sorted(t.id for t in trials)
+    assert [t.number for t in trials] == list(range(15))
+    assert {t.state for t in trials} == {S.COMPLETED}
 
 
 @pytest.mark.parametrize("optuna_first", [True, False], ids=["optuna-first", "store-first"])
