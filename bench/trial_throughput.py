@@ -188,7 +188,7 @@ def _accuracy(eval_pred: Any) -> dict[str, float]:
 
 def sweepctl_worker(settings: Settings, workdir: Path) -> Result:
     """One `run_trial`, timed from the call (model load, data prep, store writes included)."""
-    from storage.store import Store
+    from storage import Store
     from workers.trial import run_trial
 
     spec = worker_spec(settings)

@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _store_errors() -> tuple[type[Exception], ...]:
-    from storage.store import StoreError
+    from storage import StoreError
 
     return (StoreError,)
 
@@ -95,10 +95,8 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_trial(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.overrides import apply_overrides, parse_assignments
-    from orchestrator.report import epoch_table, resources_lines
     from orchestrator.spec import load_spec
-    from storage.states import TrialState
-    from storage.store import Store, resolve_db_url, sweepctl_home
+    from storage import Store, TrialState, resolve_db_url, sweepctl_home
     from workers.trial import run_trial
 
     params = parse_assignments(args.overrides)
@@ -108,21 +106,10 @@ def cmd_trial(args: argparse.Namespace, console: Console) -> int:
         # Trainer writes its log lines to stdout; with --json stdout is reserved for the record
         with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
             outcome = run_trial(spec, params, store, sweepctl_home(), progress=not args.no_progress)
-        record = store.get_trial(outcome.trial_id)
+        record = store.get_trial(outcome.trial_id).to_dict()
     finally:
         store.close()
-    if args.json:
-        print(json.dumps(record.to_dict(), indent=2, default=str))
-    else:
-        rows = [_row_dict(r) for r in record.evaluations]
-        console.print(epoch_table(rows, (record.metrics or {}).get("step")))
-        for line in resources_lines(record.resources or {}):
-            console.print(line)
-        if outcome.checkpoint:
-            console.print(f"best checkpoint  {outcome.checkpoint}")
-        console.print(
-            f"trial {outcome.trial_id}: {outcome.state.value} (sweepctl show {outcome.trial_id})"
-        )
+    _print_record(args, console, record)
     if outcome.state is not TrialState.COMPLETED:
         print(f"sweepctl: trial {outcome.trial_id} failed: {outcome.error}", file=sys.stderr)
         return 1
@@ -130,35 +117,24 @@ def cmd_trial(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.report import print_trial
-    from storage.store import Store, resolve_db_url
+    from storage import Store, resolve_db_url
 
     store = Store(resolve_db_url(args.db))
     try:
         record = store.get_trial(args.trial_id).to_dict()
     finally:
         store.close()
+    _print_record(args, console, record)
+    return 0
+
+
+def _print_record(args: argparse.Namespace, console: Console, record: dict[str, Any]) -> None:
+    from orchestrator.report import print_trial
+
     if args.json:
         print(json.dumps(record, indent=2, default=str))
     else:
         print_trial(console, record)
-    return 0
-
-
-def _row_dict(record: Any) -> dict[str, Any]:
-    return {
-        key: getattr(record, key)
-        for key in (
-            "epoch",
-            "step",
-            "training_loss",
-            "eval_loss",
-            "accuracy",
-            "f1",
-            "precision",
-            "recall",
-        )
-    }
 
 
 COMMANDS = {"validate": cmd_validate, "trial": cmd_trial, "show": cmd_show}

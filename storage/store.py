@@ -29,31 +29,9 @@ from storage.jsonsafe import sanitize_float, sanitize_json
 from storage.models import Artifact, Base, Evaluation, Sweep, Trial, utcnow
 from storage.records import ArtifactRecord, EvaluationRecord, TrialRecord
 from storage.states import StateTransitionError, TrialState, check_transition
-from storage.urls import (
-    DB_ENV,
-    DEFAULT_HOME_ENV,
-    default_db_url,
-    normalize_db_url,
-    redact_url,
-    resolve_db_url,
-    sweepctl_home,
-)
+from storage.urls import normalize_db_url, redact_url
 
-__all__ = [
-    "DB_ENV",
-    "DEFAULT_HOME_ENV",
-    "ArtifactRecord",
-    "EvaluationRecord",
-    "StateTransitionError",
-    "Store",
-    "StoreError",
-    "TrialRecord",
-    "TrialState",
-    "default_db_url",
-    "redact_url",
-    "resolve_db_url",
-    "sweepctl_home",
-]
+__all__ = ["Store", "StoreError"]
 
 # Concurrent creators of the same new sweep collide on its unique name; the loser
 # retries and then sees the winner's row.

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import main
-from storage.states import TrialState
-from storage.store import Store
+from storage import Store, TrialState
 from tests.wandb_log import run_contents
 
 

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.spec import SweepSpec, spec_to_dict
-from storage.states import TrialState
-from storage.store import EvaluationRecord, Store
+from storage import EvaluationRecord, Store, TrialState
 from workers.arguments import Hardware, training_arguments
 from workers.data import PreparedData, prepare_data
 from workers.metrics import ClassificationMetrics, classification_scores
