@@ -13,6 +13,8 @@ from orchestrator.cli import main
 from storage import Store, TrialState
 from tests.wandb_log import run_contents
 
+pytest_plugins = ["tests.storage_backends"]
+
 
 def run_cli(*args: str) -> int:
     return main(list(args))
@@ -275,3 +277,20 @@ def test_wandb_offline_run_files(
     database = Path(sqlite_url.removeprefix("sqlite:///")).read_bytes()
     assert secret.encode() not in database
     assert secret not in captured.out + captured.err
+
+
+def test_trial_and_show_against_postgresql(
+    tiny_spec: dict[str, Any],
+    write_spec: Any,
+    home: Path,
+    pg_url: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The team setup: the same CLI with a PostgreSQL URL (psycopg 3)."""
+    url = pg_url.replace("postgresql+psycopg://", "postgresql://")
+    assert run_cli("trial", str(write_spec(tiny_spec)), "--db", url, "--json", "--no-progress") == 0
+    stored = json.loads(capsys.readouterr().out)
+    assert run_cli("show", str(stored["id"]), "--db", url, "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown == stored
+    assert shown["state"] == "COMPLETED" and len(shown["evaluations"]) == 2
