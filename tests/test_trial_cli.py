@@ -266,6 +266,12 @@ def test_wandb_offline_run_files(
     assert run_dir.name.startswith("offline-run-")
     (log,) = run_dir.glob("run-*.wandb")  # the file `wandb sync` uploads
     contents = run_contents(log)
+    assert contents["run"] == {
+        "group": "tiny",
+        "name": f"tiny-trial-{record['id']}",
+        "project": "tests",
+        "job_type": "trial",
+    }
     assert contents["config"]["learning_rate"] == pytest.approx(1e-3)
     assert contents["config"]["trial_id"] == record["id"]
     assert [row["epoch"] for row in contents["history"]] == [1, 2]

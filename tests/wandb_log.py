@@ -43,13 +43,20 @@ def read_records(path: Path) -> list[Any]:
 
 
 def run_contents(path: Path) -> dict[str, Any]:
-    """config, per-step history rows and the final summary of one run."""
+    """Run identity, config, per-step history rows and the final summary of one run."""
     config: dict[str, Any] = {}
     history: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
+    run: dict[str, str] = {}
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
+            run = {
+                "group": record.run.run_group,
+                "name": record.run.display_name,
+                "project": record.run.project,
+                "job_type": record.run.job_type,
+            }
             config.update({i.key: json.loads(i.value_json) for i in record.run.config.update})
         elif kind == "config":
             config.update({i.key: json.loads(i.value_json) for i in record.config.update})
@@ -57,7 +64,7 @@ def run_contents(path: Path) -> dict[str, Any]:
             history.append({_key(i): json.loads(i.value_json) for i in record.history.item})
         elif kind == "summary":
             summary.update({_key(i): json.loads(i.value_json) for i in record.summary.update})
-    return {"config": config, "history": history, "summary": summary}
+    return {"run": run, "config": config, "history": history, "summary": summary}
 
 
 def _key(item: Any) -> str:
