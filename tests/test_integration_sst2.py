@@ -1,7 +1,7 @@
 """The real thing: the packaged pretrained MiniLM fine-tuned on real SST-2 sentences.
 
-Slow by unit-test standards (about two minutes on 2 CPU cores; docs/benchmarks.md) but it is the one test that
-shows a sweepctl trial actually learns: dev accuracy must clear 0.80.
+Slow by unit-test standards (about two minutes on 2 CPU cores, see docs/benchmarks.md) but
+it is the one test that shows a sweepctl trial actually learns: dev accuracy must clear 0.80.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,28 @@ def run_cli(*args: str) -> int:
     return main(list(args))
 
 
+@pytest.fixture
+def completed_trial(
+    write_spec: Any, home: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., dict[str, Any]]:
+    """Runs `sweepctl trial --json` on a spec dict and returns the stored record it prints."""
+
+    def run(spec: dict[str, Any], *overrides: str, db: str = sqlite_url) -> dict[str, Any]:
+        sets = [arg for item in overrides for arg in ("--set", item)]
+        argv = ["trial", str(write_spec(spec)), "--db", db, "--json", "--no-progress", *sets]
+        assert run_cli(*argv) == 0
+        return json.loads(capsys.readouterr().out)
+
+    return run
+
+
 def test_trial_runs_stores_and_shows(
     tiny_spec: dict[str, Any],
-    write_spec: Any,
-    home: Path,
+    completed_trial: Callable[..., dict[str, Any]],
     sqlite_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    spec_path = write_spec(tiny_spec)
-    assert run_cli("trial", str(spec_path), "--db", sqlite_url, "--json", "--no-progress") == 0
-    record = json.loads(capsys.readouterr().out)
+    record = completed_trial(tiny_spec)
     assert record["state"] == "COMPLETED"
     assert [e["epoch"] for e in record["evaluations"]] == [1.0, 2.0]
     for evaluation in record["evaluations"]:
@@ -167,29 +180,10 @@ def test_unreachable_database_is_a_usage_error(
 
 
 def test_hyperparameters_reach_trainer_model_and_tokenizer(
-    tiny_spec: dict[str, Any],
-    write_spec: Any,
-    home: Path,
-    sqlite_url: str,
-    capsys: pytest.CaptureFixture[str],
+    tiny_spec: dict[str, Any], completed_trial: Callable[..., dict[str, Any]], home: Path
 ) -> None:
     spec = spec_with(tiny_spec, training__warmup_steps=3, training__lr_scheduler_type="cosine")
-    code = run_cli(
-        "trial",
-        str(write_spec(spec)),
-        "--db",
-        sqlite_url,
-        "--json",
-        "--no-progress",
-        "--set",
-        "hidden_dropout_prob=0.25",
-        "--set",
-        "max_length=8",
-        "--set",
-        "weight_decay=0.05",
-    )
-    assert code == 0
-    record = json.loads(capsys.readouterr().out)
+    record = completed_trial(spec, "hidden_dropout_prob=0.25", "max_length=8", "weight_decay=0.05")
     assert record["params"] == {"hidden_dropout_prob": 0.25, "max_length": 8, "weight_decay": 0.05}
     training = record["config"]["training"]
     assert training["warmup_steps"] == 3 and training["lr_scheduler_type"] == "cosine"
@@ -207,11 +201,7 @@ def test_hyperparameters_reach_trainer_model_and_tokenizer(
 
 
 def test_early_stopping_and_tokenization_cache_reuse(
-    tiny_spec: dict[str, Any],
-    write_spec: Any,
-    home: Path,
-    sqlite_url: str,
-    capsys: pytest.CaptureFixture[str],
+    tiny_spec: dict[str, Any], completed_trial: Callable[..., dict[str, Any]]
 ) -> None:
     spec = spec_with(
         tiny_spec,
@@ -220,29 +210,16 @@ def test_early_stopping_and_tokenization_cache_reuse(
         training__learning_rate=1.0e-7,
         objective={"metric": "loss"},
     )
-    spec_path = write_spec(spec)
-    for _ in range(2):
-        assert run_cli("trial", str(spec_path), "--db", sqlite_url, "--json", "--no-progress") == 0
-    first, second = (json.loads(chunk) for chunk in _json_documents(capsys.readouterr().out))
+    first, second = completed_trial(spec), completed_trial(spec)
     assert first["resources"]["tokenization_cache_hit"] is False
     assert second["resources"]["tokenization_cache_hit"] is True
     # the loss barely moves at lr 1e-7, so patience 1 stops the run well before epoch 8
     assert len(first["evaluations"]) < 8
-    assert first["evaluations"] == second["evaluations"] or len(second["evaluations"]) < 8
     assert first["metrics"]["eval_loss"] == min(e["eval_loss"] for e in first["evaluations"])
-
-
-def _json_documents(text: str) -> list[str]:
-    decoder = json.JSONDecoder()
-    documents, index = [], 0
-    while index < len(text):
-        if text[index].isspace():
-            index += 1
-            continue
-        _, end = decoder.raw_decode(text, index)
-        documents.append(text[index:end])
-        index = end
-    return documents
+    # same seed, same cached data: the second trial repeats the first exactly
+    assert [e["eval_loss"] for e in second["evaluations"]] == [
+        e["eval_loss"] for e in first["evaluations"]
+    ]
 
 
 def test_wandb_offline_run_files(
@@ -252,7 +229,6 @@ def test_wandb_offline_run_files(
     sqlite_url: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
 ) -> None:
     secret = "wandb-secret-key-0123456789abcdef0123456789"
     monkeypatch.setenv("WANDB_API_KEY", secret)
@@ -287,15 +263,13 @@ def test_wandb_offline_run_files(
 
 def test_trial_and_show_against_postgresql(
     tiny_spec: dict[str, Any],
-    write_spec: Any,
-    home: Path,
+    completed_trial: Callable[..., dict[str, Any]],
     pg_url: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The team setup: the same CLI with a PostgreSQL URL (psycopg 3)."""
     url = pg_url.replace("postgresql+psycopg://", "postgresql://")
-    assert run_cli("trial", str(write_spec(tiny_spec)), "--db", url, "--json", "--no-progress") == 0
-    stored = json.loads(capsys.readouterr().out)
+    stored = completed_trial(tiny_spec, db=url)
     assert run_cli("show", str(stored["id"]), "--db", url, "--json") == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown == stored
