@@ -101,6 +101,7 @@ def cmd_trial(args: argparse.Namespace, console: Console) -> int:
 
     params = parse_assignments(args.overrides)
     spec = apply_overrides(load_spec(args.spec), params)
+    _quiet_library_progress_bars()
     store = Store(resolve_db_url(args.db))
     try:
         # Trainer writes its log lines to stdout; with --json stdout is reserved for the record
@@ -126,6 +127,15 @@ def cmd_show(args: argparse.Namespace, console: Console) -> int:
         store.close()
     _print_record(args, console, record)
     return 0
+
+
+def _quiet_library_progress_bars() -> None:
+    """Loading, tokenizing and saving bars bury the one bar that matters: training."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
 
 
 def _print_record(args: argparse.Namespace, console: Console, record: dict[str, Any]) -> None:

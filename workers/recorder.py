@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 from workers.metrics import ClassificationMetrics
 
@@ -91,6 +92,27 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+class EpochProgress(ProgressCallback):
+    """Trainer's progress bar, minus the raw log dict it prints at every log event: the
+    console gets one readable line per evaluation instead (`print_row`)."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
+        return None
+
+    def print_row(self, row: EvaluationRow) -> None:
+        parts = [f"epoch {row.epoch:g}"]
+        if row.training_loss is not None:
+            parts.append(f"train loss {row.training_loss:.4f}")
+        if row.eval_loss is not None:
+            parts.append(f"val loss {row.eval_loss:.4f}")
+        parts += [f"{m} {row.metrics[m]:.4f}" for m in TABLE_METRICS if m in row.metrics]
+        line = "  ".join(parts)
+        if self.training_bar is not None:
+            self.training_bar.write(line)
+        else:
+            print(line)
+
+
 class GuardedTrainer(Trainer):
     """Trainer that ends the run at the first NaN/inf loss instead of averaging it away
     (Trainer's default `logging_nan_inf_filter` hides it and the run burns on)."""
@@ -111,6 +133,7 @@ class GuardedTrainer(Trainer):
 
 __all__ = [
     "TABLE_METRICS",
+    "EpochProgress",
     "EvaluationRecorder",
     "EvaluationRow",
     "GuardedTrainer",

@@ -33,7 +33,7 @@ from workers.models import (
     load_tokenizer,
     resolve_model_source,
 )
-from workers.recorder import EvaluationRecorder, EvaluationRow, GuardedTrainer, Sink
+from workers.recorder import EpochProgress, EvaluationRecorder, EvaluationRow, GuardedTrainer, Sink
 from workers.tracking import WandbTracker
 
 HIDDEN_ARGUMENTS = ("output_dir", "disable_tqdm", "report_to")
@@ -161,13 +161,16 @@ def _train(
     prepared: PreparedTrial, trial_id: int, run_dir: Path, sinks: list[Sink], progress: bool
 ) -> TrialOutcome:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
-    from transformers.trainer_callback import PrinterCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     spec = prepared.spec
     args = TrainingArguments(
         **training_arguments(spec, run_dir / "checkpoints", prepared.hardware, progress)
     )
     metrics = ClassificationMetrics(prepared.data.label_names)
+    progress_bar = EpochProgress() if progress else None
+    if progress_bar is not None:
+        sinks = [*sinks, progress_bar.print_row]
     recorder = EvaluationRecorder(metrics, sinks)
     callbacks: list[Any] = [recorder]
     patience = spec.training.get("early_stopping_patience")
@@ -184,8 +187,10 @@ def _train(
         compute_metrics=metrics,
         callbacks=callbacks,
     )
-    if not progress:
-        trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict when tqdm is off
+    if progress_bar is not None:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(progress_bar)
     _reset_gpu_peak(prepared.hardware)
     started = time.perf_counter()
     train_output = trainer.train()
