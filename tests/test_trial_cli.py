@@ -274,3 +274,10 @@ def test_trial_and_show_against_postgresql(
     shown = json.loads(capsys.readouterr().out)
     assert shown == stored
     assert shown["state"] == "COMPLETED" and len(shown["evaluations"]) == 2
+
+
+def test_show_unknown_trial_is_a_usage_error(
+    home: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli("show", "999", "--db", sqlite_url) == 2
+    assert capsys.readouterr().err.strip().startswith("sweepctl: error: trial 999 not found")
