@@ -38,7 +38,7 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
 def apply_overrides(spec: SweepSpec, overrides: dict[str, Any]) -> SweepSpec:
     if not overrides:
         return spec
-    data = spec.model_dump(mode="python")
+    data = spec.model_dump(mode="python", by_alias=True)
     for key, value in overrides.items():
         path = key.split(".") if "." in key or key in SweepSpec.model_fields else None
         path = path or [_section_for(key), key]

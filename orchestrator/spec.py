@@ -12,7 +12,6 @@ Every key is documented in docs/spec.md.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import re
 from pathlib import Path
@@ -24,11 +23,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from orchestrator.errors import SpecError
+from orchestrator.plan_spec import PruningSpec, ResourcesSpec, StageSpec, check_plan
+from orchestrator.spec_base import FieldError, Scalar, StrictModel, suggest
 
 # Settings sweepctl derives itself; letting users set them would break best-checkpoint
 # selection or the one-checkpoint-per-trial disk budget.
@@ -56,31 +58,12 @@ AVERAGED_METRICS = tuple(
 OBJECTIVE_METRICS = BINARY_METRICS + AVERAGED_METRICS
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
-Scalar = str | int | float | bool
-
-
-class FieldError(ValueError):
-    """A validation error about one key inside a mapping, so the message can name its path."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 @functools.cache
 def training_argument_names() -> frozenset[str]:
     from transformers import TrainingArguments
 
     return frozenset(f.name for f in dataclasses.fields(TrainingArguments) if f.init)
-
-
-def _suggest(name: str, known: set[str] | frozenset[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 class SplitNames(StrictModel):
@@ -143,7 +126,7 @@ def _check_builder_kwargs(builder: str, kwargs: dict[str, Any]) -> None:
             raise FieldError(
                 key,
                 f"unknown key: not a sweepctl dataset key nor an argument of the {builder} "
-                f"builder{_suggest(key, known | set(DatasetSpec.model_fields))}",
+                f"builder{suggest(key, known | set(DatasetSpec.model_fields))}",
             )
 
 
@@ -212,7 +195,7 @@ class ObjectiveSpec(StrictModel):
     def _known_metric(cls, metric: str) -> str:
         if metric not in OBJECTIVE_METRICS:
             raise ValueError(
-                f"unknown metric '{metric}'{_suggest(metric, set(OBJECTIVE_METRICS))}; "
+                f"unknown metric '{metric}'{suggest(metric, set(OBJECTIVE_METRICS))}; "
                 f"expected one of {', '.join(OBJECTIVE_METRICS)}"
             )
         return metric
@@ -245,6 +228,15 @@ class SweepSpec(StrictModel):
     objective: ObjectiveSpec = ObjectiveSpec()
     search_space: dict[str, Param] = {}
     tracking: TrackingSpec = TrackingSpec()
+    stages: list[StageSpec] = []
+    resources: ResourcesSpec = ResourcesSpec()
+    pruning: PruningSpec = PruningSpec()
+
+    @field_validator("stages")
+    @classmethod
+    def _plan_matches_space(cls, stages: list[StageSpec], info: ValidationInfo) -> list[StageSpec]:
+        check_plan(stages, info.data.get("search_space") or {})
+        return stages
 
     @field_validator("name")
     @classmethod
@@ -265,7 +257,7 @@ class SweepSpec(StrictModel):
                 raise FieldError(key, f"set by sweepctl: {OWNED_TRAINING_KEYS[key]}")
             if key not in known:
                 raise FieldError(
-                    key, f"unknown key: not a TrainingArguments field{_suggest(key, known)}"
+                    key, f"unknown key: not a TrainingArguments field{suggest(key, known)}"
                 )
         strategy = training.get("eval_strategy", "epoch")
         if strategy not in ("epoch", "steps"):
@@ -336,7 +328,7 @@ def format_validation_error(error: ValidationError, source: str) -> str:
     field = ".".join(loc) or "(top level)"
     if first["type"] == "extra_forbidden":
         parent_known = _known_keys_at(loc[:-1])
-        message = f"unknown key{_suggest(loc[-1], parent_known)}"
+        message = f"unknown key{suggest(loc[-1], parent_known)}"
     elif first["type"] == "missing":
         message = "required key is missing"
     else:
@@ -435,4 +427,4 @@ def _absolute(value: Any, base_dir: Path) -> Any:
 
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
     """JSON-ready form that `parse_spec` accepts back (builder kwargs included)."""
-    return spec.model_dump(mode="json", exclude_none=False)
+    return spec.model_dump(mode="json", by_alias=True)
