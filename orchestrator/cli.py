@@ -18,6 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.errors import USAGE_EXIT_CODE, UsageError
+from orchestrator.sweep_cli import register as register_sweep_commands
 
 # Tokenization happens once per sweep in datasets.map; the fast tokenizers' own thread pool
 # would only fight Trainer's dataloader for the same cores and print fork warnings.
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("trial_id", type=int)
     show.add_argument("--db")
     show.add_argument("--json", action="store_true")
+    COMMANDS.update(register_sweep_commands(commands))
     return parser
 
 
@@ -85,6 +87,10 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     spec = load_spec(args.spec)
     check_data_files(spec.dataset)
     checked = check_model_args(spec.model, spec.model_args, spec.search_space)
+    if spec.stages:
+        from orchestrator.search import baseline
+
+        baseline(spec)  # OFAT and grid start from the spec's own values: they must exist
     console.print(
         f"{args.spec}: ok — sweep '{spec.name}', model {spec.model}, "
         f"{len(spec.search_space)} search parameter(s)"
@@ -147,7 +153,7 @@ def _print_record(args: argparse.Namespace, console: Console, record: dict[str, 
         print_trial(console, record)
 
 
-COMMANDS = {"validate": cmd_validate, "trial": cmd_trial, "show": cmd_show}
+COMMANDS: dict[str, Any] = {"validate": cmd_validate, "trial": cmd_trial, "show": cmd_show}
 
 
 if __name__ == "__main__":

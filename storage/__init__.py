@@ -1,14 +1,21 @@
-"""Persistence for sweepctl: sweeps, trials, evaluations and artifacts.
+"""Persistence for sweepctl: sweeps, stages, trials, evaluations and artifacts.
 
 Import from here; the submodules are implementation detail.
 """
 
 from __future__ import annotations
 
+from storage.errors import StoreError, SweepExistsError
 from storage.jsonsafe import sanitize_json
-from storage.records import ArtifactRecord, EvaluationRecord, TrialRecord
-from storage.states import StateTransitionError, TrialState
-from storage.store import Store, StoreError
+from storage.records import (
+    ArtifactRecord,
+    EvaluationRecord,
+    StageRecord,
+    SweepRecord,
+    TrialRecord,
+)
+from storage.states import StateTransitionError, SweepState, TrialState
+from storage.store import Store
 from storage.urls import (
     DB_ENV,
     DEFAULT_HOME_ENV,
@@ -23,9 +30,13 @@ __all__ = [
     "DEFAULT_HOME_ENV",
     "ArtifactRecord",
     "EvaluationRecord",
+    "StageRecord",
     "StateTransitionError",
     "Store",
     "StoreError",
+    "SweepExistsError",
+    "SweepRecord",
+    "SweepState",
     "TrialRecord",
     "TrialState",
     "default_db_url",

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Enum,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -28,10 +29,11 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from storage.states import TrialState
+from storage.states import SweepState, TrialState
 
 TABLE_PREFIX = "sweepctl_"
 VERSION_TABLE = f"{TABLE_PREFIX}alembic_version"
+OPTUNA_NUMBER_INDEX = f"ix_{TABLE_PREFIX}trials_sweep_id_optuna_trial_number"
 
 # Deterministic constraint names: Alembic batch mode on SQLite and future
 # migrations need to address constraints by name, and the table name in each
@@ -50,6 +52,16 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _sweep_state_column() -> Mapped[SweepState]:
+    # server_default so ALTER TABLE ADD COLUMN can fill rows that predate the column.
+    return mapped_column(
+        Enum(SweepState, native_enum=False, length=16),
+        nullable=False,
+        default=SweepState.PENDING,
+        server_default=SweepState.PENDING.name,
+    )
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -83,20 +95,57 @@ class Sweep(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
+    state: Mapped[SweepState] = _sweep_state_column()
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
     trials: Mapped[list[Trial]] = relationship(back_populates="sweep", passive_deletes=True)
+    stages: Mapped[list[Stage]] = relationship(
+        back_populates="sweep", order_by="Stage.position", passive_deletes=True
+    )
+
+
+class Stage(Base):
+    """One step of a multi-stage sweep (e.g. an OFAT scan, then a TPE search around the
+    winner); ``summary`` keeps what the next stage needs from it, such as the ranking."""
+
+    __tablename__ = f"{TABLE_PREFIX}stages"
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "position"),
+        UniqueConstraint("sweep_id", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sweep_id: Mapped[int] = mapped_column(
+        ForeignKey(f"{TABLE_PREFIX}sweeps.id", ondelete="CASCADE"), nullable=False
+    )
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    strategy: Mapped[str] = mapped_column(String(20), nullable=False)
+    state: Mapped[SweepState] = _sweep_state_column()
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+
+    sweep: Mapped[Sweep] = relationship(back_populates="stages")
 
 
 class Trial(Base):
     __tablename__ = f"{TABLE_PREFIX}trials"
-    __table_args__ = (UniqueConstraint("sweep_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("sweep_id", "number"),
+        # A unique INDEX rather than a constraint: SQLite can add an index in place,
+        # but a constraint means rebuilding the table (see migration 0002). NULLs
+        # never collide on either backend, so trials outside Optuna are unaffected.
+        Index(OPTUNA_NUMBER_INDEX, "sweep_id", "optuna_trial_number", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sweep_id: Mapped[int] = mapped_column(
         ForeignKey(f"{TABLE_PREFIX}sweeps.id", ondelete="CASCADE"), nullable=False, index=True
     )
     number: Mapped[int] = mapped_column(Integer, nullable=False)
+    optuna_trial_number: Mapped[int | None] = mapped_column(Integer)
     stage: Mapped[str | None] = mapped_column(String(100))
     state: Mapped[TrialState] = mapped_column(
         Enum(TrialState, native_enum=False, length=16), nullable=False, index=True

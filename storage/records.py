@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.states import TrialState
+from storage.states import SweepState, TrialState
 
 _DATETIME_FIELDS = ("created_at", "started_at", "finished_at")
 
@@ -57,6 +57,8 @@ class TrialRecord:
     finished_at: datetime | None
     evaluations: list[EvaluationRecord] = field(default_factory=list)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
+    # Last and defaulted so positional construction from before 0002 keeps working.
+    optuna_trial_number: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for `--json` output and reports (ISO timestamps, state by name)."""
@@ -66,3 +68,43 @@ class TrialRecord:
             value: datetime | None = data[key]
             data[key] = value.isoformat() if value is not None else None
         return data
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    name: str
+    position: int
+    strategy: str
+    state: SweepState
+    summary: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "state": self.state.name}
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """A sweep with its stages (in position order) and how many trials are in each
+    TrialState (every state present, zeros included), so status views need one read."""
+
+    id: int
+    name: str
+    state: SweepState
+    spec: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    stages: list[StageRecord] = field(default_factory=list)
+    trial_counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready like TrialRecord.to_dict: ISO timestamps, states by name."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "state": self.state.name,
+            "spec": self.spec,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "stages": [stage.to_dict() for stage in self.stages],
+            "trial_counts": dict(self.trial_counts),
+        }

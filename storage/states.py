@@ -1,4 +1,4 @@
-"""Trial lifecycle: the single source of truth for which state changes are legal.
+"""Trial, sweep and stage lifecycles: the single source of truth for legal state changes.
 
 Every worker, the orchestrator and the CLI change trial state only through
 ``Store.set_trial_state``, which consults ``check_transition`` below, so the
@@ -21,6 +21,8 @@ rules live in exactly one place::
 
     Finished states (COMPLETED, PRUNED, FAILED) are final: nothing leaves them,
     so a late or duplicated message from a worker can never resurrect a trial.
+
+Sweeps and stages follow ``SweepState`` (below), which has its own diagram.
 """
 
 from __future__ import annotations
@@ -68,4 +70,67 @@ def check_transition(trial_id: int, current: TrialState, new: TrialState) -> Non
     if (current, new) not in ALLOWED_TRANSITIONS:
         raise StateTransitionError(
             f"trial {trial_id}: transition {current.name} -> {new.name} is not allowed"
+        )
+
+
+class SweepState(str, enum.Enum):
+    """Lifecycle of a sweep and of each of its stages (one enum: the rules are the same).
+
+    ``Store.set_sweep_state`` and ``Store.set_stage_state`` are the only writers and
+    both consult ``check_sweep_transition``::
+
+                     +---------+
+                     | PENDING |------------------+
+                     +---------+                  |
+                          | start                 | cancel before start
+                          v                       v
+                     +---------+   cancel   +-----------+
+             +------>| RUNNING |----------->| CANCELLED |
+             |       +---------+            +-----------+
+             |        |       |                   |
+             |   done |       | error             |
+             |        v       v                   |
+             | +-----------+ +--------+           |
+             | | COMPLETED | | FAILED |           |
+             | +-----------+ +--------+           |
+             |                   |                |
+             +-------------------+----------------+
+                           resume
+
+    Plus RUNNING -> RUNNING as a no-op: an orchestrator that crashed left its sweep
+    RUNNING, and the resumed successor re-enters that state.
+
+    Unlike trials, FAILED and CANCELLED are not final, because a sweep is hours of
+    work worth resuming. COMPLETED is final, so a stale orchestrator can never
+    reopen a finished sweep or overwrite a stage's ranking. Stored by name.
+    """
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+SWEEP_TRANSITIONS: frozenset[tuple[SweepState, SweepState]] = frozenset(
+    {
+        (SweepState.PENDING, SweepState.RUNNING),
+        (SweepState.PENDING, SweepState.CANCELLED),
+        (SweepState.RUNNING, SweepState.RUNNING),
+        (SweepState.RUNNING, SweepState.COMPLETED),
+        (SweepState.RUNNING, SweepState.FAILED),
+        (SweepState.RUNNING, SweepState.CANCELLED),
+        (SweepState.FAILED, SweepState.RUNNING),
+        (SweepState.CANCELLED, SweepState.RUNNING),
+    }
+)
+
+
+def check_sweep_transition(label: str, current: SweepState, new: SweepState) -> None:
+    """``label`` names the sweep or stage ("sweep 'x'", "stage 'coarse' of sweep 'x'")."""
+    if current is SweepState.COMPLETED:
+        raise StateTransitionError(f"{label} is already COMPLETED; it cannot change state")
+    if (current, new) not in SWEEP_TRANSITIONS:
+        raise StateTransitionError(
+            f"{label}: transition {current.name} -> {new.name} is not allowed"
         )

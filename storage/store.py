@@ -21,14 +21,17 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     OperationalError,
 )
-from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from storage import migrate
 from storage.engine import READ_ONLY_OPTION, create_store_engine
+from storage.errors import StoreError, first_line
 from storage.jsonsafe import sanitize_float, sanitize_json
-from storage.models import Artifact, Base, Evaluation, Sweep, Trial, utcnow
-from storage.records import ArtifactRecord, EvaluationRecord, TrialRecord
+from storage.models import Artifact, Base, Sweep, Trial, utcnow
+from storage.records import EvaluationRecord, TrialRecord
+from storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
 from storage.states import StateTransitionError, TrialState, check_transition
+from storage.sweeps import SweepMixin
 from storage.urls import normalize_db_url, redact_url
 
 __all__ = ["Store", "StoreError"]
@@ -36,26 +39,8 @@ __all__ = ["Store", "StoreError"]
 # Concurrent creators of the same new sweep collide on its unique name; the loser
 # retries and then sees the winner's row.
 _CREATE_ATTEMPTS = 3
-_EVALUATION_FLOATS = (
-    "epoch",
-    "training_loss",
-    "eval_loss",
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "learning_rate",
-    "grad_norm",
-)
-
-
-class StoreError(RuntimeError):
-    """Operational failure with a one-line message that names the (redacted) database."""
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+# Trials an interrupted orchestrator may have left behind.
+_UNFINISHED = (TrialState.PENDING, TrialState.RUNNING)
 
 
 def _transition_values(
@@ -84,59 +69,17 @@ def _transition_values(
     return values
 
 
-def _evaluation_row(trial_id: int, record: EvaluationRecord) -> Evaluation:
-    floats = {name: sanitize_float(getattr(record, name)) for name in _EVALUATION_FLOATS}
-    if floats["epoch"] is None:
-        raise ValueError(f"trial {trial_id}: evaluation epoch must be finite, got {record.epoch}")
-    return Evaluation(
-        trial_id=trial_id, step=int(record.step), metrics=sanitize_json(record.metrics), **floats
-    )
-
-
-def _to_record(trial: Trial) -> TrialRecord:
-    return TrialRecord(
-        id=trial.id,
-        sweep_name=trial.sweep.name,
-        number=trial.number,
-        stage=trial.stage,
-        state=trial.state,
-        params=trial.params,
-        config=trial.config,
-        objective=trial.objective,
-        metrics=trial.metrics,
-        resources=trial.resources,
-        error=trial.error,
-        traceback=trial.traceback,
-        created_at=trial.created_at,
-        started_at=trial.started_at,
-        finished_at=trial.finished_at,
-        evaluations=[_to_evaluation_record(row) for row in trial.evaluations],
-        artifacts=[ArtifactRecord(row.kind, row.uri, row.size_bytes) for row in trial.artifacts],
-    )
-
-
-def _to_evaluation_record(row: Evaluation) -> EvaluationRecord:
-    floats = {name: getattr(row, name) for name in _EVALUATION_FLOATS}
-    return EvaluationRecord(step=row.step, metrics=row.metrics, **floats)
-
-
-_TRIAL_LOAD_OPTIONS = (
-    joinedload(Trial.sweep),
-    selectinload(Trial.evaluations),
-    selectinload(Trial.artifacts),
-)
-
-
-class Store:
+class Store(SweepMixin):
     """Thread-safe within a process (one short session per call); across processes
-    SQLite relies on WAL + busy_timeout and PostgreSQL on row locks."""
+    SQLite relies on WAL + busy_timeout and PostgreSQL on row locks. Sweep and stage
+    methods live in ``storage.sweeps.SweepMixin``."""
 
     def __init__(self, url: str) -> None:
         self._url = normalize_db_url(url)
         try:
             self._engine = create_store_engine(self._url)
         except (ArgumentError, NoSuchModuleError) as exc:
-            raise StoreError(f"invalid database URL {self.url}: {_first_line(exc)}") from exc
+            raise StoreError(f"invalid database URL {self.url}: {first_line(exc)}") from exc
         self._session = sessionmaker(bind=self._engine, expire_on_commit=False)
         read_only = self._engine.execution_options(**{READ_ONLY_OPTION: True})
         self._read_session = sessionmaker(bind=read_only)
@@ -171,7 +114,7 @@ class Store:
         try:
             yield
         except (OperationalError, InterfaceError) as exc:
-            detail = _first_line(exc.orig if exc.orig is not None else exc)
+            detail = first_line(exc.orig if exc.orig is not None else exc)
             password = make_url(self._url).password
             if password:
                 detail = detail.replace(str(password), "***")
@@ -192,16 +135,27 @@ class Store:
         params: dict[str, Any],
         config: dict[str, Any],
         stage: str | None = None,
+        *,
+        optuna_trial_number: int | None = None,
     ) -> int:
-        """Create the sweep on first use (its spec is never overwritten) and a PENDING trial."""
+        """Create the sweep on first use (its spec is never overwritten) and a PENDING trial.
+
+        ``optuna_trial_number`` links the trial to the Optuna trial that proposed it;
+        it is unique per sweep, so a resumed study cannot register a number twice.
+        """
         for attempt in range(1, _CREATE_ATTEMPTS + 1):
             try:
                 with self._errors(), self._session.begin() as session:
                     sweep_id = self._sweep_id_for_update(session, sweep_name, spec)
+                    if optuna_trial_number is not None:
+                        self._check_optuna_number_free(
+                            session, sweep_id, sweep_name, optuna_trial_number
+                        )
                     trial = Trial(
                         sweep_id=sweep_id,
                         number=self._next_number(session, sweep_id),
                         stage=stage,
+                        optuna_trial_number=optuna_trial_number,
                         state=TrialState.PENDING,
                         params=sanitize_json(params),
                         config=sanitize_json(config),
@@ -213,7 +167,7 @@ class Store:
                 if attempt == _CREATE_ATTEMPTS:
                     raise StoreError(
                         f"cannot create trial in sweep {sweep_name!r} on {self.url}: "
-                        f"{_first_line(exc.orig or exc)}"
+                        f"{first_line(exc.orig or exc)}"
                     ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -228,6 +182,21 @@ class Store:
         session.add(sweep)
         session.flush()
         return sweep.id
+
+    def _check_optuna_number_free(
+        self, session: Session, sweep_id: int, sweep_name: str, number: int
+    ) -> None:
+        """Checked under the sweep lock so a duplicate fails at once with a clear message
+        instead of exhausting the retries meant for the sweep-name race."""
+        query = select(Trial.id).where(
+            Trial.sweep_id == sweep_id, Trial.optuna_trial_number == number
+        )
+        existing = session.execute(query).scalar_one_or_none()
+        if existing is not None:
+            raise StoreError(
+                f"sweep {sweep_name!r} in {self.url} already has trial {existing} "
+                f"for Optuna trial number {number}"
+            )
 
     @staticmethod
     def _next_number(session: Session, sweep_id: int) -> int:
@@ -275,7 +244,7 @@ class Store:
 
     def record_evaluation(self, trial_id: int, record: EvaluationRecord) -> None:
         """Only RUNNING trials accept evaluations, so a finished trial's history is frozen."""
-        row = _evaluation_row(trial_id, record)
+        row = evaluation_row(trial_id, record)
         try:
             with self._errors(), self._session.begin() as session:
                 current = self._locked_state(session, trial_id, shared=True)
@@ -299,10 +268,10 @@ class Store:
 
     def get_trial(self, trial_id: int) -> TrialRecord:
         with self._errors(), self._read_session.begin() as session:
-            trial = session.get(Trial, trial_id, options=_TRIAL_LOAD_OPTIONS)
+            trial = session.get(Trial, trial_id, options=TRIAL_LOAD_OPTIONS)
             if trial is None:
                 raise StoreError(f"trial {trial_id} not found in {self.url}")
-            return _to_record(trial)
+            return trial_record(trial)
 
     def list_trials(self, sweep_name: str) -> list[TrialRecord]:
         """Ordered by trial number; an unknown sweep simply has no trials."""
@@ -311,10 +280,69 @@ class Store:
             .join(Trial.sweep)
             .where(Sweep.name == sweep_name)
             .order_by(Trial.number)
-            .options(*_TRIAL_LOAD_OPTIONS)
+            .options(*TRIAL_LOAD_OPTIONS)
         )
         with self._errors(), self._read_session.begin() as session:
-            return [_to_record(trial) for trial in session.scalars(query)]
+            return [trial_record(trial) for trial in session.scalars(query)]
+
+    def trial_by_optuna_number(self, sweep: str, number: int) -> TrialRecord | None:
+        """How a resumed orchestrator finds the stored trial behind an Optuna trial."""
+        query = (
+            select(Trial)
+            .join(Trial.sweep)
+            .where(Sweep.name == sweep, Trial.optuna_trial_number == number)
+            .options(*TRIAL_LOAD_OPTIONS)
+        )
+        with self._errors(), self._read_session.begin() as session:
+            trial = session.scalars(query).one_or_none()
+            return trial_record(trial) if trial is not None else None
+
+    def fail_running_trials(self, sweep: str, reason: str) -> list[int]:
+        """Mark every PENDING/RUNNING trial of ``sweep`` FAILED with ``reason``; return
+        their ids (ascending).
+
+        After an orchestrator crash or a cancel nobody will finish those trials, and
+        leaving them RUNNING would make progress counts lie forever. One transaction,
+        rows locked, each trial through ``check_transition`` like set_trial_state, so
+        a worker finishing a trial concurrently either wins (and it is left alone)
+        or loses with StateTransitionError.
+        """
+        values = _transition_values(
+            TrialState.FAILED,
+            error=reason,
+            traceback=None,
+            objective=None,
+            metrics=None,
+            resources=None,
+        )
+        query = (
+            select(Trial.id, Trial.state)
+            .join(Trial.sweep)
+            .where(Sweep.name == sweep, Trial.state.in_(_UNFINISHED))
+            .order_by(Trial.id)
+            .with_for_update(of=Trial)
+        )
+        with self._errors(), self._session.begin() as session:
+            rows = session.execute(query).all()
+            for trial_id, current in rows:
+                check_transition(trial_id, current, TrialState.FAILED)
+            for current in _UNFINISHED:
+                ids = [trial_id for trial_id, state in rows if state is current]
+                if not ids:
+                    continue
+                # Conditional on the checked state: correct even without row locks.
+                statement = (
+                    update(Trial)
+                    .where(Trial.id.in_(ids), Trial.state == current)
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
+                )
+                if session.execute(statement).rowcount != len(ids):
+                    raise StateTransitionError(
+                        f"trials of sweep {sweep!r} changed state concurrently; "
+                        "none were marked FAILED"
+                    )
+            return [trial_id for trial_id, _ in rows]
 
     def sweep_names(self) -> list[str]:
         with self._errors(), self._read_session.begin() as session:

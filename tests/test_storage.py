@@ -43,6 +43,7 @@ SWEEPCTL_TABLES = {
     "sweepctl_trials",
     "sweepctl_evaluations",
     "sweepctl_artifacts",
+    "sweepctl_stages",
 }
 CONFUSION = [[50, 3], [4, 43]]
 
@@ -54,7 +55,7 @@ def test_migrations_create_exactly_the_prefixed_tables(store_url: str) -> None:
     with Store(store_url) as store:
         tables = set(inspect(store._engine).get_table_names())
         assert tables == SWEEPCTL_TABLES | {VERSION_TABLE}
-        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0001"
+        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0002"
         assert migrate.schema_diff(store._engine) == []  # ORM models == migration
 
 

@@ -9,38 +9,19 @@ to copy by hand), so the recorder joins them and hands each finished row to its 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from workers.metrics import ClassificationMetrics
+from workers.rows import EvaluationRow, Sink
 
 TABLE_METRICS = ("accuracy", "f1", "precision", "recall")
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the trial cannot recover from that."""
-
-
-@dataclass(frozen=True)
-class EvaluationRow:
-    epoch: float
-    step: int
-    training_loss: float | None
-    eval_loss: float | None
-    learning_rate: float | None
-    grad_norm: float | None
-    metrics: dict[str, float]
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def metric(self, name: str) -> float | None:
-        return self.eval_loss if name == "loss" else self.metrics.get(name)
-
-
-Sink = Callable[[EvaluationRow], None]
 
 
 class EvaluationRecorder(TrainerCallback):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from orchestrator.spec import WandbSpec
-from workers.recorder import EvaluationRow
+from workers.rows import EvaluationRow
 
 Mode = Literal["online", "offline", "disabled"]
 

@@ -21,10 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from orchestrator.spec import SweepSpec, spec_to_dict
 from storage import EvaluationRecord, Store, TrialState
 from workers.arguments import Hardware, training_arguments
 from workers.data import PreparedData, prepare_data
+from workers.job import JobResult, TrialJob
 from workers.metrics import ClassificationMetrics, classification_scores
 from workers.models import (
     count_parameters,
@@ -33,7 +36,8 @@ from workers.models import (
     load_tokenizer,
     resolve_model_source,
 )
-from workers.recorder import EpochProgress, EvaluationRecorder, EvaluationRow, GuardedTrainer, Sink
+from workers.recorder import EpochProgress, EvaluationRecorder, GuardedTrainer
+from workers.rows import EvaluationRow, Sink
 from workers.tracking import WandbTracker
 
 HIDDEN_ARGUMENTS = ("output_dir", "disable_tqdm", "report_to")
@@ -103,10 +107,18 @@ def run_trial(
     progress: bool = True,
     stage: str | None = None,
     sinks: list[Sink] | None = None,
+    optuna_trial_number: int | None = None,
 ) -> TrialOutcome:
     prepared = prepare_trial(spec, params, home)
     config = resolved_config(prepared)
-    trial_id = store.create_trial(spec.name, spec_to_dict(spec), params, config, stage=stage)
+    trial_id = store.create_trial(
+        spec.name,
+        spec_to_dict(spec),
+        params,
+        config,
+        stage=stage,
+        optuna_trial_number=optuna_trial_number,
+    )
     store.set_trial_state(trial_id, TrialState.RUNNING)
     run_dir = home / "runs" / spec.name / f"trial-{trial_id}"
     tracker: WandbTracker | None = None
@@ -143,12 +155,12 @@ def run_trial(
             error=reason,
             wandb_run=tracker.run_path if tracker else None,
         )
-    store.add_artifact(
-        trial_id, "checkpoint", str(outcome.checkpoint), outcome.resources["checkpoint_bytes"]
-    )
+    if outcome.checkpoint is not None:
+        size = outcome.resources["checkpoint_bytes"]
+        store.add_artifact(trial_id, "checkpoint", str(outcome.checkpoint), size)
     store.set_trial_state(
         trial_id,
-        TrialState.COMPLETED,
+        outcome.state,
         objective=outcome.objective,
         metrics=outcome.metrics,
         resources=outcome.resources,
@@ -193,7 +205,10 @@ def _train(
         trainer.add_callback(progress_bar)
     _reset_gpu_peak(prepared.hardware)
     started = time.perf_counter()
-    train_output = trainer.train()
+    try:
+        train_output = trainer.train()
+    except optuna.TrialPruned:
+        return _pruned(prepared, trial_id, run_dir, recorder.rows, time.perf_counter() - started)
     best = _best_row(recorder.rows, trainer.state.best_global_step, spec)
     test = _evaluate_test(trainer, prepared)
     checkpoint = _keep_only_best(trainer, run_dir)
@@ -216,6 +231,65 @@ def _train(
         resources=_resources(prepared, train_output.metrics, wall, checkpoint, len(recorder.rows)),
         evaluations=list(recorder.rows),
         checkpoint=checkpoint,
+    )
+
+
+def _pruned(
+    prepared: PreparedTrial, trial_id: int, run_dir: Path, rows: list[EvaluationRow], wall: float
+) -> TrialOutcome:
+    """A pruned trial keeps its evaluations and best-so-far score, but no checkpoint."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    best = _best_row(rows, None, prepared.spec)
+    total, _ = count_parameters(prepared.model)
+    resources = {
+        "wall_time_s": round(wall, 3),
+        "pruned_after_evaluations": len(rows),
+        "parameters": total,
+        "device": prepared.hardware.device_name,
+        "peak_gpu_memory_bytes": _gpu_peak(prepared.hardware),
+        "tokenization_cache_hit": prepared.data.cache_hit,
+    }
+    return TrialOutcome(
+        trial_id=trial_id,
+        state=TrialState.PRUNED,
+        objective=best.metric(prepared.spec.objective.metric),
+        metrics={**best.metrics, "eval_loss": best.eval_loss, "epoch": best.epoch},
+        resources=resources,
+        evaluations=list(rows),
+    )
+
+
+def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
+    """The transformer runner of a sweep job (see workers.job)."""
+    from orchestrator.overrides import apply_overrides
+
+    base = SweepSpec.model_validate(job.spec)
+    params = dict(job.params)
+    if job.seed_offset:
+        params["seed"] = base.seed + job.seed_offset
+    spec = apply_overrides(base, params)
+    store = Store(job.db_url)
+    try:
+        outcome = run_trial(
+            spec,
+            params,
+            store,
+            Path(job.home),
+            progress=False,
+            stage=job.stage,
+            sinks=sinks,
+            optuna_trial_number=job.optuna_number,
+        )
+    finally:
+        store.close()
+    return JobResult(
+        optuna_number=job.optuna_number,
+        state=outcome.state.value,
+        objective=outcome.objective,
+        trial_id=outcome.trial_id,
+        epochs_run=len(outcome.evaluations),
+        max_epochs=int(float(spec.training.get("num_train_epochs", 3))),
+        error=outcome.error,
     )
 
 

@@ -1,0 +1,98 @@
+"""The sweep's Optuna study: one per sweep, in the sweep's own SQL database.
+
+Every trial of every stage is a trial of this study, so Optuna's samplers see the whole
+history (that is what warm start means), Optuna's importance evaluators and dashboard work
+on it as-is, and sweepctl's own rows point back to it by trial number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import optuna
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
+
+from orchestrator.errors import SpecError
+from orchestrator.spec import SweepSpec, tunable_parameter_kind
+
+STAGE_ATTR = "sweepctl_stage"
+CONFIG_ATTR = "sweepctl_config"
+REPEAT_ATTR = "sweepctl_repeat"
+
+
+def open_study(spec: SweepSpec, db_url: str) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    direction = "maximize" if spec.objective.maximize else "minimize"
+    return optuna.create_study(
+        study_name=spec.name, storage=db_url, direction=direction, load_if_exists=True
+    )
+
+
+def distribution(param: Any) -> BaseDistribution:
+    if param.type == "float":
+        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    if param.type == "int":
+        step = 1 if param.log else param.step
+        return IntDistribution(param.low, param.high, log=param.log, step=step)
+    return CategoricalDistribution(list(param.choices))
+
+
+def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
+    return {name: distribution(param) for name, param in spec.search_space.items()}
+
+
+def baseline(spec: SweepSpec) -> dict[str, Any]:
+    """Each searched parameter's value in the spec as written: the OFAT reference point."""
+    values = {}
+    for name in spec.search_space:
+        values[name] = _spec_value(spec, name)
+    return values
+
+
+def _spec_value(spec: SweepSpec, name: str) -> Any:
+    kind = tunable_parameter_kind(name)
+    if kind == "dataset":
+        return getattr(spec.dataset, name)
+    if kind == "training":
+        if name in spec.training:
+            return spec.training[name]
+        return _training_default(name)
+    if name in spec.model_args:
+        return spec.model_args[name]
+    raise SpecError(
+        f"search_space.{name}: no baseline value; set model_args.{name} to the value the "
+        "sweep starts from"
+    )
+
+
+def _training_default(name: str) -> Any:
+    from transformers import TrainingArguments
+
+    field = next(f for f in dataclasses.fields(TrainingArguments) if f.name == name)
+    if field.default is dataclasses.MISSING:
+        raise SpecError(f"search_space.{name}: no default; set training.{name}")
+    return field.default
+
+
+def stage_trials(study: optuna.Study, stage: str) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get(STAGE_ATTR) == stage]
+
+
+def finished_ok(trial: optuna.trial.FrozenTrial) -> bool:
+    return trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def best_params(study: optuna.Study, fallback: dict[str, Any]) -> dict[str, Any]:
+    """The best completed trial's values, else the baseline: what unsearched parameters
+    of a later stage are held at."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if not complete:
+        return dict(fallback)
+    best = study.best_trial
+    return {**fallback, **{k: v for k, v in best.params.items() if k in fallback}}

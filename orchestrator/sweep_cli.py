@@ -1,0 +1,236 @@
+"""Sweep commands of the CLI: launch, resume, cancel, list, status, watch, export.
+
+They share the store (`--db`) with `trial` and `show`, so a sweep launched in one terminal
+can be watched, cancelled or exported from another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+
+from orchestrator.errors import SpecError
+
+RUNNER_HELP = "transformer (default); replay:FILE and noop exist for benchmarks and tests"
+
+
+def register(commands: Any) -> dict[str, Any]:
+    launch = commands.add_parser("launch", help="run a staged sweep")
+    launch.add_argument("spec")
+    launch.add_argument(
+        "--if-exists",
+        choices=["error", "resume"],
+        default="error",
+        help="what to do when a sweep of this name is already in the store",
+    )
+    resume = commands.add_parser("resume", help="continue an interrupted sweep")
+    resume.add_argument("name")
+    for parser in (launch, resume):
+        parser.add_argument("--db", help="SQLAlchemy URL or SQLite path")
+        parser.add_argument("--ray-address", help="join this Ray cluster instead of a local one")
+        parser.add_argument(
+            "--backend",
+            choices=["ray", "inline"],
+            default="ray",
+            help="inline runs trials one by one in this process (debugging)",
+        )
+        parser.add_argument("--runner", default="transformer", help=RUNNER_HELP)
+    cancel = commands.add_parser("cancel", help="stop a running sweep and mark its trials")
+    cancel.add_argument("name")
+    listing = commands.add_parser("list", help="all sweeps in the store")
+    status = commands.add_parser("status", help="stages, counts, best trial, OFAT ranking")
+    status.add_argument("name")
+    watch = commands.add_parser("watch", help="follow a sweep live (another terminal)")
+    watch.add_argument("name")
+    watch.add_argument("--interval", type=float, default=2.0)
+    export = commands.add_parser("export", help="the best configuration as a runnable spec")
+    export.add_argument("name")
+    export.add_argument("--format", choices=["yaml", "json", "hf-args"], default="yaml")
+    export.add_argument("--top", type=int, default=1)
+    export.add_argument("-o", "--output", help="write here instead of stdout")
+    export.add_argument("--trials-csv", help="also write every trial to this CSV file")
+    for parser in (cancel, listing, status, watch, export):
+        parser.add_argument("--db", help="SQLAlchemy URL or SQLite path")
+    return {
+        "launch": cmd_launch,
+        "resume": cmd_resume,
+        "cancel": cmd_cancel,
+        "list": cmd_list,
+        "status": cmd_status,
+        "watch": cmd_watch,
+        "export": cmd_export,
+    }
+
+
+@contextlib.contextmanager
+def _store(args: argparse.Namespace) -> Iterator[Any]:
+    from storage import Store, resolve_db_url
+
+    store = Store(resolve_db_url(args.db))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def cmd_launch(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.search import baseline
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import launch, resume
+    from workers.data import check_data_files
+    from workers.models import check_model_args
+
+    spec = load_spec(args.spec)
+    if not spec.stages:
+        raise SpecError(f"{args.spec}: stages: launch needs at least one stage")
+    baseline(spec)
+    if args.runner == "transformer":
+        check_data_files(spec.dataset)
+        check_model_args(spec.model, spec.model_args, spec.search_space)
+    with _store(args) as store:
+        exists = _sweep_state(store, spec.name) is not None
+    if exists and args.if_exists == "resume":
+        return _drive(args, console, spec, resume)
+    return _drive(args, console, spec, launch)
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.spec import SweepSpec
+    from orchestrator.sweep import resume
+
+    with _store(args) as store:
+        spec = SweepSpec.model_validate(store.sweep_spec(args.name))
+    return _drive(args, console, spec, resume)
+
+
+def _drive(args: argparse.Namespace, console: Console, spec: Any, action: Any) -> int:
+    from orchestrator.backends import InlineBackend, RayBackend
+    from orchestrator.sweep import SweepRun
+    from orchestrator.sweep_report import trials_table
+    from storage import SweepState, resolve_db_url, sweepctl_home
+
+    url = resolve_db_url(args.db)
+    with _store(args) as store:
+        if _sweep_state(store, spec.name) is SweepState.COMPLETED:
+            console.print(f"sweep {spec.name}: already COMPLETED")
+            _print_best(console, store, spec.name)
+            return 0
+    resources = spec.resources
+    backend = (
+        InlineBackend()
+        if args.backend == "inline"
+        else RayBackend(resources.cpus_per_trial, resources.gpus_per_trial, args.ray_address)
+    )
+    with _store(args) as store:
+        live = Live(console=console, refresh_per_second=2, transient=False)
+
+        def show(kind: str, data: dict[str, Any]) -> None:
+            live.update(trials_table(store, spec.name, limit=30))
+
+        run = SweepRun(spec, store, backend, url, str(sweepctl_home()), args.runner, show)
+        try:
+            with live:
+                state = action(run)
+        finally:
+            backend.shutdown()
+        console.print(f"sweep {spec.name}: {state.value}")
+        if state is SweepState.COMPLETED:
+            _print_best(console, store, spec.name)
+    return 0 if state is SweepState.COMPLETED else 1
+
+
+def _sweep_state(store: Any, name: str) -> Any:
+    from storage import StoreError
+
+    try:
+        return store.get_sweep(name).state
+    except StoreError:
+        return None
+
+
+def _print_best(console: Console, store: Any, name: str) -> None:
+    from orchestrator.errors import UsageError
+    from orchestrator.export import export_payload
+    from storage import sweepctl_home
+
+    try:
+        payload = export_payload(store, name, "yaml")
+    except UsageError as exc:
+        console.print(f"no export: {exc}")
+        return
+    path = sweepctl_home() / "exports" / f"{name}-best.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(payload)
+    for renderable in _status(store, name):
+        console.print(renderable)
+    console.print(f"best configuration written to {path}  (sweepctl trial {path})")
+
+
+def _status(store: Any, name: str) -> list[Any]:
+    from orchestrator.sweep_report import status_renderables
+
+    return status_renderables(store, name)
+
+
+def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.sweep import CANCEL_REASON
+    from storage import SweepState
+
+    with _store(args) as store:
+        store.set_sweep_state(args.name, SweepState.CANCELLED)
+        failed = store.fail_running_trials(args.name, CANCEL_REASON)
+    console.print(f"sweep {args.name}: CANCELLED ({len(failed)} running trial(s) stopped)")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.sweep_report import sweeps_table
+
+    with _store(args) as store:
+        console.print(sweeps_table(store))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    with _store(args) as store:
+        for renderable in _status(store, args.name):
+            console.print(renderable)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.sweep_report import trials_table
+    from storage import SweepState
+
+    finished = {SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED}
+    with _store(args) as store, Live(console=console, refresh_per_second=1) as live:
+        while True:
+            live.update(trials_table(store, args.name, limit=40))
+            state = store.get_sweep(args.name).state
+            if state in finished:
+                break
+            time.sleep(args.interval)
+    console.print(f"sweep {args.name}: {state.value}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.export import export_payload, write_trials_csv
+
+    with _store(args) as store:
+        payload = export_payload(store, args.name, args.format, top=args.top)
+        if args.trials_csv:
+            write_trials_csv(store, args.name, Path(args.trials_csv))
+    if args.output:
+        Path(args.output).write_text(payload)
+        console.print(f"wrote {args.output}")
+    else:
+        print(payload, end="" if payload.endswith("\n") else "\n")
+    return 0

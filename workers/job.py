@@ -1,0 +1,96 @@
+"""What a sweep sends to a worker process, and what comes back.
+
+A `TrialJob` is plain data (it crosses a process boundary through Ray): the validated spec
+as a dict, the parameter values of this trial, where the store and the Optuna study live,
+and which runner executes it. `execute_job` is the only entry point a backend calls; it
+never raises for a trial that fails, so one bad configuration cannot take the sweep down.
+
+Runners:
+    transformer      fine-tunes with Trainer (workers.trial.run_trial)
+    replay:<file>    replays a real learning curve from the NMTLC benchmark (workers.replay)
+    noop             records a trial with a constant objective (orchestration overhead)
+    python:MOD:FUNC  any importable function with the Runner signature (custom workers)
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    sweep: str
+    stage: str
+    optuna_number: int
+    params: dict[str, Any]
+    spec: dict[str, Any]
+    db_url: str
+    home: str
+    runner: str = "transformer"
+    pruning: dict[str, Any] = field(default_factory=dict)
+    seed_offset: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    optuna_number: int
+    state: str  # COMPLETED | PRUNED | FAILED (storage.TrialState names)
+    objective: float | None = None
+    trial_id: int | None = None
+    epochs_run: int = 0
+    max_epochs: int = 0
+    error: str | None = None
+    visible_devices: str | None = None
+
+
+Runner = Callable[[TrialJob, list[Any]], JobResult]
+
+
+def execute_job(job: TrialJob) -> JobResult:
+    """Run one trial in this process; every failure becomes a FAILED result."""
+    try:
+        sinks = _pruning_sinks(job)
+        result = _runner_for(job.runner)(job, sinks)
+    except Exception as exc:  # the sweep goes on; the reason is kept
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return JobResult(job.optuna_number, "FAILED", error=reason + "\n" + traceback.format_exc())
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return JobResult(**{**asdict(result), "visible_devices": devices})
+
+
+def _runner_for(name: str) -> Runner:
+    kind, _, argument = name.partition(":")
+    if kind == "transformer":
+        from workers.trial import run_job
+
+        return run_job
+    if kind == "replay":
+        from workers.replay import ReplayRunner
+
+        return ReplayRunner.cached(Path(argument))
+    if kind == "noop":
+        from workers.replay import run_noop
+
+        return run_noop
+    if kind == "python":
+        import importlib
+
+        module, _, function = argument.partition(":")
+        return getattr(importlib.import_module(module), function)
+    raise ValueError(f"unknown runner '{name}'")
+
+
+def _pruning_sinks(job: TrialJob) -> list[Any]:
+    if job.pruning.get("algorithm", "none") == "none":
+        return []
+    from workers.pruning import OptunaPruningSink
+
+    return [OptunaPruningSink.for_job(job)]

@@ -1,0 +1,67 @@
+"""Early stopping of poor trials with Optuna's own pruners, from inside the worker.
+
+The worker reports the objective after each evaluation to its Optuna trial (through the
+sweep's study storage, the same SQL database) and asks the pruner; a pruned trial raises
+`optuna.TrialPruned`, which the runner turns into a PRUNED trial. OFAT trials are never
+pruned: screening compares full-budget runs against the baseline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+
+from workers.job import TrialJob
+
+
+def make_pruner(pruning: dict[str, Any]) -> optuna.pruners.BasePruner:
+    algorithm = pruning.get("algorithm", "none")
+    min_epochs = int(pruning.get("min_epochs", 1))
+    factor = int(pruning.get("reduction_factor", 3))
+    if algorithm == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=min_epochs - 1)
+    if algorithm == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=min_epochs, reduction_factor=factor
+        )
+    if algorithm == "hyperband":
+        # "auto": the budget is taken from the first finished trial, which also fits replayed
+        # curves whose length is not num_train_epochs
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min_epochs, max_resource="auto", reduction_factor=factor
+        )
+    return optuna.pruners.NopPruner()
+
+
+class OptunaPruningSink:
+    """A recorder sink: report each evaluation's objective, stop if the pruner says so."""
+
+    def __init__(self, trial: optuna.Trial, metric: str, min_epochs: int) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.min_epochs = min_epochs
+        self.step = 0
+
+    @classmethod
+    def for_job(cls, job: TrialJob) -> OptunaPruningSink:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.load_study(
+            study_name=job.sweep,
+            storage=job.db_url,
+            pruner=make_pruner(job.pruning),
+        )
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(
+            study._study_id, job.optuna_number
+        )
+        metric = job.spec.get("objective", {}).get("metric", "f1")
+        return cls(optuna.Trial(study, trial_id), metric, int(job.pruning.get("min_epochs", 1)))
+
+    def __call__(self, row: Any) -> None:
+        self.step += 1
+        value = row.metric(self.metric)
+        if value is None:
+            return
+        self.trial.report(float(value), self.step)
+        if self.step >= self.min_epochs and self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after evaluation {self.step}")

@@ -1,0 +1,299 @@
+"""Runners that record trials without training: NMTLC replay and a no-op.
+
+Why: strategies, pruners and the orchestrator have to be tested and compared on real
+hyperparameter landscapes, and fine-tuning makes every such experiment take hours. NMTLC
+(../shared/data/nmtlc, Zhang and Duh) holds 2,483 real NMT training runs with their
+learning curves; replaying one turns a trial into seconds while keeping the real shape of
+the landscape (good and bad regions, early plateaus, divergence) that pruners react to.
+
+Mapping onto a sweepctl trial:
+    NMTLC dataset_name          <- spec dataset.name (e.g. "ted-zh-en")
+    NMTLC hyperparams           <- trial params, else spec model_args (where apply_overrides
+                                   routes those names); exact record, else the nearest one
+    checkpoint i (1-based)      -> evaluation with epoch=float(i), step=i
+    dev perplexity              -> eval_loss (objective metric "loss", minimized) and
+                                   metrics["perplexity"]
+    trial objective             -> min perplexity so far (the best checkpoint's score)
+
+Rows go through the same path as a real trial: store first, then the sinks, so a pruning
+sink that raises optuna.TrialPruned leaves exactly the evaluations it saw.
+`run_noop` records a one-evaluation trial: the cost of the store and the orchestration
+alone, for the overhead benchmark.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from storage import EvaluationRecord, Store, TrialState
+from workers.job import JobResult, TrialJob
+from workers.rows import EvaluationRow
+
+NMTLC_PARAMS = (  # every record has all of them, scratch runs and LoRA fine-tunes alike
+    "bpe",
+    "num_layers",
+    "model_size",
+    "ff_num_hidden",
+    "initial_lr",
+    "batch_size",
+    "dataset_size",
+    "r",
+)
+LOG_SCALE_PARAMS = frozenset({"initial_lr"})
+STEP_SECONDS_ENV = "SWEEPCTL_REPLAY_STEP_SECONDS"
+
+
+@dataclass(frozen=True)
+class CurveRecord:
+    index: int  # position in nmtlc.json: the deterministic tie-breaker
+    hyperparams: dict[str, float]
+    curve: tuple[float, ...]
+    basemodel: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to replay and what to store about it; shared by the replay and the no-op."""
+
+    curve: tuple[float, ...]
+    params: dict[str, Any]
+    config: dict[str, Any]
+    resources: dict[str, Any] = field(default_factory=dict)
+    metric: str | None = "perplexity"  # extra per-row metric carrying the curve value
+
+
+class ReplayRunner:
+    """The `replay:<file>` runner: one NMTLC learning curve per trial."""
+
+    def __init__(self, records: dict[str, tuple[CurveRecord, ...]]) -> None:
+        self.records = records
+
+    @classmethod
+    def cached(cls, path: Path) -> ReplayRunner:
+        """Parsing 2 MB of JSON per trial would dominate a replayed trial; once per process."""
+        return _load(Path(path).resolve())
+
+    def __call__(self, job: TrialJob, sinks: list[Any]) -> JobResult:
+        return _run(job, self.plan(job), sinks)
+
+    def plan(self, job: TrialJob) -> Plan:
+        """Every bad-input error (dataset, values, objective) raises here, before the store."""
+        _check_objective(job.spec)
+        dataset = job.spec.get("dataset", {}).get("name")
+        wanted = wanted_hyperparams(job.params, job.spec.get("model_args", {}))
+        record, gap = self.lookup(dataset, wanted, job.seed_offset)
+        resources = {
+            "nmtlc_dataset": dataset,
+            "replay_record": record.hyperparams,
+            "replay_index": record.index,
+            "replay_basemodel": record.basemodel,
+            "replay_match": "exact" if gap == 0.0 else "nearest",
+            "replay_distance": round(gap, 6),
+            "ignored_params": sorted(set(job.params) - set(NMTLC_PARAMS)),
+        }
+        config = {"replay_record": record.hyperparams, "nmtlc_dataset": dataset}
+        return Plan(record.curve, dict(job.params), config, resources)
+
+    def lookup(
+        self, dataset: str | None, wanted: dict[str, float], replica: int = 0
+    ) -> tuple[CurveRecord, float]:
+        """The record at the smallest distance. Several NMTLC configurations were trained
+        more than once; among equally near records `replica` (the job's seed offset) picks
+        one in file order, so repeated seeds see the benchmark's own run-to-run noise."""
+        candidates = self.records.get(dataset or "")
+        if not candidates:
+            known = ", ".join(sorted(self.records))
+            raise ValueError(f"NMTLC has no records for dataset {dataset!r}; known: {known}")
+        scored = [(distance(wanted, r.hyperparams), r) for r in candidates]
+        best = min(d for d, _ in scored)
+        nearest = [r for d, r in scored if d <= best + 1e-12]  # ties, up to float noise
+        return nearest[replica % len(nearest)], best
+
+
+def wanted_hyperparams(params: dict[str, Any], model_args: dict[str, Any]) -> dict[str, float]:
+    """NMTLC names only: the trial's values win over the spec's model_args."""
+    merged = {**model_args, **params}
+    wanted: dict[str, float] = {}
+    for name in NMTLC_PARAMS:
+        if name not in merged:
+            continue
+        value = merged[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"replay: {name} must be a number, got {value!r}")
+        if name in LOG_SCALE_PARAMS and value <= 0:
+            raise ValueError(f"replay: {name} must be positive, got {value!r}")
+        wanted[name] = float(value)
+    return wanted
+
+
+def distance(wanted: dict[str, float], record: dict[str, float]) -> float:
+    """Log-scale for the learning rate (3e-4 is as far from 6e-4 as 6e-4 from 1.2e-3),
+    relative difference for sizes and counts, so no parameter's unit dominates."""
+    return sum(_gap(name, value, record[name]) for name, value in wanted.items())
+
+
+def _gap(name: str, a: float, b: float) -> float:
+    if name in LOG_SCALE_PARAMS:
+        return abs(math.log(a) - math.log(b))
+    scale = max(abs(a), abs(b))
+    return 0.0 if scale == 0 else abs(a - b) / scale
+
+
+def run_noop(job: TrialJob, sinks: list[Any]) -> JobResult:
+    """A constant-objective trial: what the store and the orchestration cost per trial."""
+    plan = Plan((0.0,), dict(job.params), {"runner": "noop"}, metric=None)
+    return _run(job, plan, sinks)
+
+
+@functools.cache
+def _load(path: Path) -> ReplayRunner:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    grouped: dict[str, list[CurveRecord]] = {}
+    for index, item in enumerate(data):
+        record = CurveRecord(
+            index=index,
+            hyperparams=dict(item["hyperparams"]),
+            curve=tuple(float(p) for p in item["perplexity_curve"]),
+            basemodel=str(item.get("basemodel", "")),
+        )
+        if record.curve:
+            grouped.setdefault(item["dataset_name"], []).append(record)
+    return ReplayRunner({name: tuple(rs) for name, rs in grouped.items()})
+
+
+def _check_objective(spec: dict[str, Any]) -> None:
+    """A replay only has perplexity; a study maximizing something else would be nonsense."""
+    objective = spec.get("objective", {})
+    metric, direction = objective.get("metric", "f1"), objective.get("direction")
+    if metric != "loss" or direction == "maximize":
+        raise ValueError(
+            f"replay reports perplexity as 'loss' (minimize); the spec's objective is "
+            f"{metric!r} ({direction or 'default direction'})"
+        )
+
+
+def _step_seconds() -> float:
+    raw = os.environ.get(STEP_SECONDS_ENV) or "0"
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{STEP_SECONDS_ENV}={raw!r} is not a number of seconds") from None
+
+
+def _run(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
+    """create -> RUNNING -> evaluations -> COMPLETED | PRUNED | FAILED, like run_trial."""
+    pause = _step_seconds()
+    store = Store(job.db_url)
+    try:
+        trial_id = store.create_trial(
+            job.sweep,
+            job.spec,
+            plan.params,
+            plan.config,
+            stage=job.stage,
+            optuna_trial_number=job.optuna_number,
+        )
+        store.set_trial_state(trial_id, TrialState.RUNNING)
+        try:
+            progress = _replay(store, trial_id, plan, sinks, pause)
+        except KeyboardInterrupt:  # as run_trial: no trial is left RUNNING by Ctrl-C
+            reason, trace = "interrupted by the user", traceback.format_exc()
+            store.set_trial_state(trial_id, TrialState.FAILED, error=reason, traceback=trace)
+            raise
+        return _finish(job, plan, store, trial_id, progress)
+    finally:
+        store.close()
+
+
+@dataclass
+class Progress:
+    seen: list[float] = field(default_factory=list)
+    state: TrialState = TrialState.RUNNING
+    failure: tuple[str, str] | None = None  # reason, traceback
+    started: float = field(default_factory=time.perf_counter)
+
+
+def _replay(
+    store: Store, trial_id: int, plan: Plan, sinks: list[Callable[..., Any]], pause: float
+) -> Progress:
+    progress = Progress()
+    try:
+        for value in plan.curve:
+            time.sleep(pause)  # sleep(0) is free; tests set a pause to kill a sweep mid-trial
+            row = _row(len(progress.seen) + 1, value, plan.metric)
+            store.record_evaluation(trial_id, _record(row))
+            progress.seen.append(value)
+            for sink in sinks:
+                sink(row)
+        progress.state = TrialState.COMPLETED
+    except optuna.TrialPruned:
+        progress.state = TrialState.PRUNED
+    except Exception as exc:  # the trial fails, the worker does not
+        progress.state = TrialState.FAILED
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        progress.failure = (reason, traceback.format_exc())
+    return progress
+
+
+def _row(number: int, value: float, metric: str | None) -> EvaluationRow:
+    metrics = {metric: value} if metric else {}
+    return EvaluationRow(float(number), number, None, value, None, None, metrics)
+
+
+def _record(row: EvaluationRow) -> EvaluationRecord:
+    return EvaluationRecord(
+        epoch=row.epoch, step=row.step, eval_loss=row.eval_loss, metrics=dict(row.metrics)
+    )
+
+
+def _finish(
+    job: TrialJob, plan: Plan, store: Store, trial_id: int, progress: Progress
+) -> JobResult:
+    result = JobResult(
+        job.optuna_number,
+        progress.state.value,
+        trial_id=trial_id,
+        epochs_run=len(progress.seen),
+        max_epochs=len(plan.curve),
+        error=progress.failure[0] if progress.failure else None,
+    )
+    if progress.failure:
+        reason, trace = progress.failure
+        store.set_trial_state(trial_id, TrialState.FAILED, error=reason, traceback=trace)
+        return result
+    best = min(progress.seen) if progress.seen else None
+    resources = {
+        **plan.resources,
+        "wall_time_s": round(time.perf_counter() - progress.started, 3),
+        "evaluations": len(progress.seen),
+    }
+    if progress.state is TrialState.PRUNED:
+        resources["pruned_after_evaluations"] = len(progress.seen)
+    store.set_trial_state(
+        trial_id,
+        progress.state,
+        objective=best,
+        metrics=_metrics(progress.seen, plan.metric),
+        resources=resources,
+    )
+    return replace(result, objective=best)
+
+
+def _metrics(seen: list[float], metric: str | None) -> dict[str, Any]:
+    """The best checkpoint's scores, as a real trial reports them after loading it back."""
+    if not seen:
+        return {}
+    best = min(seen)
+    epoch = float(seen.index(best) + 1)
+    return {**({metric: best} if metric else {}), "eval_loss": best, "epoch": epoch}

@@ -1,0 +1,29 @@
+"""One evaluation as sweepctl records it, and the sinks that receive it.
+
+Kept free of torch and transformers so runners that train nothing (the NMTLC replay, the
+no-op overhead runner) start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    epoch: float
+    step: int
+    training_loss: float | None
+    eval_loss: float | None
+    learning_rate: float | None
+    grad_norm: float | None
+    metrics: dict[str, float]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str) -> float | None:
+        return self.eval_loss if name == "loss" else self.metrics.get(name)
+
+
+Sink = Callable[[EvaluationRow], None]
