@@ -16,7 +16,6 @@ tasks keep one source of truth (the study and the sweepctl tables in one databas
 from __future__ import annotations
 
 import os
-import time
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -79,7 +78,8 @@ class RayBackend(ExecutionBackend):
         import ray
 
         self._ray = ray
-        if not ray.is_initialized():
+        self._owns_ray = not ray.is_initialized()  # a caller's Ray session is left running
+        if self._owns_ray:
             ray.init(
                 address=address,
                 include_dashboard=False,
@@ -119,7 +119,7 @@ class RayBackend(ExecutionBackend):
         self._ray.cancel(handle, force=True)
 
     def shutdown(self) -> None:
-        if self._ray.is_initialized():
+        if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
 
 
@@ -135,13 +135,3 @@ def _forwarded_environment() -> dict[str, str]:
         "TOKENIZERS_PARALLELISM",
     )
     return {k: os.environ[k] for k in keys if k in os.environ}
-
-
-def wait_for(backend: ExecutionBackend, seconds: float) -> list[JobResult]:
-    """Poll until something finishes or the time is up (helper for callers with deadlines)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        results = backend.poll(min(0.5, max(0.0, deadline - time.monotonic())))
-        if results:
-            return results
-    return []

@@ -85,7 +85,7 @@ class ReplayRunner:
         return _load(Path(path).resolve())
 
     def __call__(self, job: TrialJob, sinks: list[Any]) -> JobResult:
-        return _run(job, self.plan(job), sinks)
+        return run_curve(job, self.plan(job), sinks)
 
     def plan(self, job: TrialJob) -> Plan:
         """Every bad-input error (dataset, values, objective) raises here, before the store."""
@@ -153,7 +153,7 @@ def _gap(name: str, a: float, b: float) -> float:
 def run_noop(job: TrialJob, sinks: list[Any]) -> JobResult:
     """A constant-objective trial: what the store and the orchestration cost per trial."""
     plan = Plan((0.0,), dict(job.params), {"runner": "noop"}, metric=None)
-    return _run(job, plan, sinks)
+    return run_curve(job, plan, sinks)
 
 
 @functools.cache
@@ -191,7 +191,7 @@ def _step_seconds() -> float:
         raise ValueError(f"{STEP_SECONDS_ENV}={raw!r} is not a number of seconds") from None
 
 
-def _run(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
+def run_curve(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
     """create -> RUNNING -> evaluations -> COMPLETED | PRUNED | FAILED, like run_trial."""
     pause = _step_seconds()
     store = Store(job.db_url)

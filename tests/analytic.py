@@ -1,0 +1,30 @@
+"""An analytic objective with known answers, run as a real sweepctl runner
+(`runner="python:tests.analytic:run"`), for orchestrator tests that must know the truth.
+
+loss = 1 + 3*|log10(learning_rate) + 4.3| + 1*|weight_decay - 0.05| * 10 + 0.001*warmup/100
+so learning rate matters most, weight decay second, warmup barely; with `repeats`, each
+seed adds noise of +-0.05, larger than warmup's whole effect and far smaller than the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from workers.job import JobResult, TrialJob
+from workers.replay import Plan, run_curve
+
+NOISE = 0.05
+
+
+def loss(params: dict[str, Any], seed_offset: int = 0) -> float:
+    value = 1.0 + 3.0 * abs(math.log10(params["learning_rate"]) + 4.3)
+    value += 10.0 * abs(params["weight_decay"] - 0.05)
+    value += 0.001 * params["warmup_steps"] / 100.0
+    return value + NOISE * math.sin(1.7 * seed_offset + 0.3)
+
+
+def run(job: TrialJob, sinks: list[Any]) -> JobResult:
+    final = loss(job.params, job.seed_offset)
+    curve = (final * 3.0, final * 2.0, final * 1.5, final)
+    return run_curve(job, Plan(curve, dict(job.params), {"runner": "analytic"}, metric=None), sinks)
