@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +87,11 @@ def make_sampler(stage: StageSpec, fixed: dict[str, Any], seed: int) -> optuna.s
         from orchestrator.scoped_sampler import StageScopedSampler
 
         base = StageScopedSampler(base, stage.name)
-    return optuna.samplers.PartialFixedSampler(fixed, base) if fixed else base
+    if not fixed:
+        return base
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.4, and stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.PartialFixedSampler(fixed, base)
 
 
 @dataclass(frozen=True)
