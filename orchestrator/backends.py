@@ -90,7 +90,7 @@ class RayBackend(ExecutionBackend):
         options: dict[str, Any] = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
         if gpus_per_trial > 0:
             options["max_calls"] = 1
-        self._task = ray.remote(execute_job).options(**options)
+        self._task = ray.remote(**options)(execute_job)  # max_calls is refused by .options()
         self._refs: dict[Any, int] = {}
 
     def _launch(self, job: TrialJob) -> Any:

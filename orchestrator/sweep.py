@@ -82,12 +82,23 @@ def resume(run: SweepRun) -> SweepState:
 
 
 def _recover(run: SweepRun) -> None:
+    """Bring the study and the store back in line after a crash. A trial the worker had
+    finished but the dead orchestrator never told Optuna about is told now (re-running it
+    would duplicate it); everything else that was in flight becomes FAILED and is retried."""
+    states = optuna.trial.TrialState
+    in_flight = (states.RUNNING, states.WAITING)
+    for trial in run.study.get_trials(deepcopy=False, states=in_flight):
+        stored = run.store.trial_by_optuna_number(run.spec.name, trial.number)
+        if trial.state is states.RUNNING and stored is not None and stored.state.is_finished:
+            _tell(run.study, _stored_result(trial.number, stored))
+        else:
+            run.study._storage.set_trial_state_values(trial._trial_id, states.FAIL)
     failed = run.store.fail_running_trials(run.spec.name, CRASH_REASON)
-    storage = run.study._storage
-    for trial in run.study.get_trials(deepcopy=False):
-        if trial.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING):
-            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
     run.on_event("recovered", {"failed_trials": failed})
+
+
+def _stored_result(number: int, stored: Any) -> JobResult:
+    return JobResult(number, stored.state.value, objective=stored.objective, trial_id=stored.id)
 
 
 def _run(run: SweepRun) -> SweepState:
