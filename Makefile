@@ -28,7 +28,8 @@ $(STAMP): pyproject.toml
 
 quickstart: install
 	$(BIN)/sweepctl validate sweeps/quickstart.yaml
-	$(BIN)/sweepctl trial sweeps/quickstart.yaml
+	$(BIN)/sweepctl launch sweeps/quickstart.yaml --if-exists resume
+	$(BIN)/sweepctl export quickstart --format yaml
 
 lint: install
 	$(BIN)/ruff check .

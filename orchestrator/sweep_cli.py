@@ -83,7 +83,7 @@ def _store(args: argparse.Namespace) -> Iterator[Any]:
 def cmd_launch(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.search import baseline
     from orchestrator.spec import load_spec
-    from orchestrator.sweep import launch, resume
+    from orchestrator.sweep import launch
     from workers.data import check_data_files
     from workers.models import check_model_args
 
@@ -97,16 +97,28 @@ def cmd_launch(args: argparse.Namespace, console: Console) -> int:
     with _store(args) as store:
         exists = _sweep_state(store, spec.name) is not None
     if exists and args.if_exists == "resume":
-        return _drive(args, console, spec, resume)
+        return _resume(args, console, spec)
     return _drive(args, console, spec, launch)
 
 
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.spec import SweepSpec
-    from orchestrator.sweep import resume
 
     with _store(args) as store:
         spec = SweepSpec.model_validate(store.sweep_spec(args.name))
+    return _resume(args, console, spec)
+
+
+def _resume(args: argparse.Namespace, console: Console, spec: Any) -> int:
+    """A finished sweep has nothing to resume: show its result instead."""
+    from orchestrator.sweep import resume
+    from storage import SweepState
+
+    with _store(args) as store:
+        if _sweep_state(store, spec.name) is SweepState.COMPLETED:
+            console.print(f"sweep {spec.name}: already COMPLETED")
+            _print_best(console, store, spec.name)
+            return 0
     return _drive(args, console, spec, resume)
 
 
@@ -117,11 +129,6 @@ def _drive(args: argparse.Namespace, console: Console, spec: Any, action: Any) -
     from storage import SweepState, resolve_db_url, sweepctl_home
 
     url = resolve_db_url(args.db)
-    with _store(args) as store:
-        if _sweep_state(store, spec.name) is SweepState.COMPLETED:
-            console.print(f"sweep {spec.name}: already COMPLETED")
-            _print_best(console, store, spec.name)
-            return 0
     resources = spec.resources
     backend = (
         InlineBackend()
