@@ -138,7 +138,7 @@ def _stage_summary(run: SweepRun, stage: StageSpec) -> dict[str, Any]:
     return summary
 
 
-class _Proposer:
+class StageProposer:
     """The next trial of a stage: a fixed configuration to enqueue, or a sampler's pick."""
 
     def __init__(self, run: SweepRun, stage: StageSpec) -> None:
@@ -184,7 +184,7 @@ class _Proposer:
 
 
 def _run_stage(run: SweepRun, stage: StageSpec) -> str:
-    proposer = _Proposer(run, stage)
+    proposer = StageProposer(run, stage)
     limit = run.spec.resources.max_concurrent_trials
     pruning = {} if stage.strategy == "ofat" else run.spec.pruning.model_dump()
     while True:

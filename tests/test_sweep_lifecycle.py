@@ -18,7 +18,7 @@ import yaml
 from orchestrator.backends import InlineBackend
 from orchestrator.cli import main
 from orchestrator.spec import spec_to_dict
-from orchestrator.sweep import CANCEL_REASON, CRASH_REASON, SweepRun, _Proposer, resume
+from orchestrator.sweep import CANCEL_REASON, CRASH_REASON, StageProposer, SweepRun, resume
 from storage import Store, SweepState, TrialState
 from tests.analytic import loss
 from tests.conftest import REPO
@@ -165,7 +165,7 @@ def test_resume_tells_optuna_what_a_finished_worker_stored_instead_of_rerunning_
     run = SweepRun(spec, store, InlineBackend(), url, str(tmp_path / "home"), ANALYTIC)
     store.create_sweep("window", spec_to_dict(spec), [("screen", "ofat")])
     store.set_sweep_state("window", SweepState.RUNNING)
-    trial, _ = _Proposer(run, spec.stages[0]).ask()  # the baseline, left RUNNING in Optuna
+    trial, _ = StageProposer(run, spec.stages[0]).ask()  # the baseline, left RUNNING in Optuna
     job = TrialJob(
         "window",
         "screen",
