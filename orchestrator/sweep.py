@@ -143,6 +143,7 @@ class StageProposer:
 
     def __init__(self, run: SweepRun, stage: StageSpec) -> None:
         self.run, self.stage = run, stage
+        self.space = distributions(run.spec)
         names = stage_parameter_names(stage, run.spec, run.reports)
         base = baseline(run.spec)
         fixed = {k: v for k, v in best_params(run.study, base).items() if k not in names}
@@ -175,10 +176,10 @@ class StageProposer:
                 REPEAT_ATTR: proposal.repeat,
             }
             study.enqueue_trial(proposal.params, user_attrs=attrs)
-            return study.ask(distributions(self.run.spec)), proposal.repeat
+            return study.ask(self.space), proposal.repeat
         self.left -= 1
         study.sampler = self.sampler
-        trial = study.ask(distributions(self.run.spec))
+        trial = study.ask(self.space)
         trial.set_user_attr(STAGE_ATTR, self.stage.name)
         return trial, 0
 
@@ -187,6 +188,7 @@ def _run_stage(run: SweepRun, stage: StageSpec) -> str:
     proposer = StageProposer(run, stage)
     limit = run.spec.resources.max_concurrent_trials
     pruning = {} if stage.strategy == "ofat" else run.spec.pruning.model_dump()
+    spec_dict = spec_to_dict(run.spec)  # the same for every job of the stage
     while True:
         while run.backend.running < limit and proposer.has_next():
             trial, repeat = proposer.ask()
@@ -195,7 +197,7 @@ def _run_stage(run: SweepRun, stage: StageSpec) -> str:
                 stage=stage.name,
                 optuna_number=trial.number,
                 params=dict(trial.params),
-                spec=spec_to_dict(run.spec),
+                spec=spec_dict,
                 db_url=run.db_url,
                 home=run.home,
                 runner=run.runner,
