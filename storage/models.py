@@ -96,6 +96,9 @@ class Sweep(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
     spec: Mapped[dict[str, Any]] = mapped_column(JSONType, nullable=False)
     state: Mapped[SweepState] = _sweep_state_column()
+    # "server" when `sweepctl serve` owns it (migration 0003); NULL for a terminal's sweep
+    controller: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 

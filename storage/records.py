@@ -95,6 +95,8 @@ class SweepRecord:
     updated_at: datetime
     stages: list[StageRecord] = field(default_factory=list)
     trial_counts: dict[str, int] = field(default_factory=dict)
+    controller: str | None = None  # "server": queued, run and resumed by `sweepctl serve`
+    error: str | None = None  # why the sweep ended FAILED
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready like TrialRecord.to_dict: ISO timestamps, states by name."""
@@ -107,4 +109,6 @@ class SweepRecord:
             "updated_at": self.updated_at.isoformat(),
             "stages": [stage.to_dict() for stage in self.stages],
             "trial_counts": dict(self.trial_counts),
+            "controller": self.controller,
+            "error": self.error,
         }

@@ -93,4 +93,6 @@ def sweep_record(sweep: Sweep, counts: Mapping[TrialState, int]) -> SweepRecord:
         updated_at=sweep.updated_at,
         stages=[stage_record(stage) for stage in sweep.stages],
         trial_counts={state.name: int(counts.get(state, 0)) for state in TrialState},
+        controller=sweep.controller,
+        error=sweep.error,
     )

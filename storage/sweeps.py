@@ -84,10 +84,14 @@ class SweepMixin:
         def _errors(self, action: str = ...) -> AbstractContextManager[None]: ...
 
     def create_sweep(
-        self, name: str, spec: dict[str, Any], stages: Sequence[tuple[str, str]]
+        self,
+        name: str,
+        spec: dict[str, Any],
+        stages: Sequence[tuple[str, str]],
+        controller: str | None = None,
     ) -> int:
         """Create a PENDING sweep with PENDING ``(name, strategy)`` stages, positioned in
-        list order; return its id.
+        list order; return its id. ``controller="server"`` queues it for ``sweepctl serve``.
 
         A sweep that already has stages is refused with SweepExistsError: running it
         again would mix two runs' trials. A sweep without stages was made by single
@@ -99,7 +103,7 @@ class SweepMixin:
         for attempt in range(1, _CREATE_ATTEMPTS + 1):
             try:
                 with self._errors(), self._session.begin() as session:
-                    sweep_id = self._sweep_for_stages(session, name, clean_spec)
+                    sweep_id = self._sweep_for_stages(session, name, clean_spec, controller)
                     session.add_all(
                         Stage(sweep_id=sweep_id, position=position, name=stage, strategy=kind)
                         for position, (stage, kind) in enumerate(rows)
@@ -113,12 +117,14 @@ class SweepMixin:
                     ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _sweep_for_stages(self, session: Session, name: str, spec: dict[str, Any]) -> int:
+    def _sweep_for_stages(
+        self, session: Session, name: str, spec: dict[str, Any], controller: str | None
+    ) -> int:
         """The row lock makes a concurrent adopter wait and then see our stages."""
         query = select(Sweep).where(Sweep.name == name).with_for_update()
         sweep = session.scalars(query).one_or_none()
         if sweep is None:
-            sweep = Sweep(name=name, spec=spec)
+            sweep = Sweep(name=name, spec=spec, controller=controller)
             session.add(sweep)
             session.flush()
             return sweep.id
@@ -129,11 +135,13 @@ class SweepMixin:
                 f"use 'sweepctl resume {name}' or another name"
             )
         sweep.spec = spec
+        sweep.controller = controller
         sweep.updated_at = utcnow()
         return sweep.id
 
-    def set_sweep_state(self, name: str, state: SweepState) -> None:
-        """The only way a sweep's state changes (see SweepState for the rules)."""
+    def set_sweep_state(self, name: str, state: SweepState, error: str | None = None) -> None:
+        """The only way a sweep's state changes (see SweepState for the rules). ``error``
+        is kept with a FAILED sweep and cleared by any other state (a resume)."""
         state = SweepState(state)
         query = select(Sweep.id, Sweep.state).where(Sweep.name == name).with_for_update()
         with self._errors(), self._session.begin() as session:
@@ -147,7 +155,7 @@ class SweepMixin:
             statement = (
                 update(Sweep)
                 .where(Sweep.id == sweep_id, Sweep.state == current)
-                .values(state=state, updated_at=utcnow())
+                .values(state=state, error=error, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
             _expect_one_row(session.execute(statement).rowcount, label, current, state)
@@ -198,6 +206,16 @@ class SweepMixin:
             sweep = session.scalars(query).one_or_none()
             if sweep is None:
                 raise StoreError(f"sweep {name!r} not found in {self.url}")
+            counts = _trial_counts(session, [sweep.id])
+            return sweep_record(sweep, counts.get(sweep.id, {}))
+
+    def get_sweep_by_id(self, sweep_id: int) -> SweepRecord:
+        """For URLs: ids are safe in a path where any sweep name may not be."""
+        query = select(Sweep).where(Sweep.id == sweep_id).options(selectinload(Sweep.stages))
+        with self._errors(), self._read_session.begin() as session:
+            sweep = session.scalars(query).one_or_none()
+            if sweep is None:
+                raise StoreError(f"sweep {sweep_id} not found in {self.url}")
             counts = _trial_counts(session, [sweep.id])
             return sweep_record(sweep, counts.get(sweep.id, {}))
 

@@ -110,7 +110,7 @@ def test_upgrade_from_0001_keeps_existing_sweeps_and_trials(store_url: str) -> N
     finally:
         engine.dispose()
     with Store(store_url) as store:
-        assert migrate.current_revision(store._engine) == "0002"
+        assert migrate.current_revision(store._engine) == "0003"
         assert migrate.schema_diff(store._engine) == []
         sweep = store.get_sweep("old")
         assert (sweep.state, sweep.stages, sweep.spec) == (W.PENDING, [], SPEC)
@@ -379,3 +379,22 @@ def test_optuna_trial_number_is_unique_per_sweep(store: Store) -> None:
             )
         )
         session.commit()
+
+
+def test_server_sweeps_keep_their_controller_and_failure_reason(store: Store) -> None:
+    """`sweepctl serve` finds its own queued sweeps by controller; a FAILED sweep keeps
+    why, and resuming it clears the reason."""
+    store.create_sweep("mine", SPEC, STAGES, controller="server")
+    new_sweep(store, "terminal")
+    assert {s.name: s.controller for s in store.list_sweeps()} == {
+        "mine": "server",
+        "terminal": None,
+    }
+    store.set_sweep_state("mine", W.RUNNING)
+    store.set_sweep_state("mine", W.FAILED, error="RuntimeError: out of disk")
+    assert store.get_sweep("mine").error == "RuntimeError: out of disk"
+    store.set_sweep_state("mine", W.RUNNING)
+    record = store.get_sweep_by_id(store.get_sweep("mine").id)
+    assert (record.name, record.state, record.error) == ("mine", W.RUNNING, None)
+    with pytest.raises(StoreError, match="sweep 999999 not found"):
+        store.get_sweep_by_id(999999)
