@@ -78,15 +78,7 @@ class RayBackend(ExecutionBackend):
         import ray
 
         self._ray = ray
-        self._owns_ray = not ray.is_initialized()  # a caller's Ray session is left running
-        if self._owns_ray:
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                configure_logging=False,
-                runtime_env={"env_vars": _forwarded_environment()},
-            )
+        self._owns_ray = init_ray(address)  # a caller's Ray session is left running
         options: dict[str, Any] = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
         if gpus_per_trial > 0:
             options["max_calls"] = 1
@@ -121,6 +113,23 @@ class RayBackend(ExecutionBackend):
     def shutdown(self) -> None:
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def init_ray(address: str | None) -> bool:
+    """Join `address` (or start a local Ray) unless this process already has a session;
+    True when this call started it, so the caller knows it must shut it down."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    ray.init(
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        runtime_env={"env_vars": _forwarded_environment()},
+    )
+    return True
 
 
 def _forwarded_environment() -> dict[str, str]:

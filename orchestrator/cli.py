@@ -19,6 +19,7 @@ from rich.console import Console
 
 from orchestrator.errors import USAGE_EXIT_CODE, UsageError
 from orchestrator.sweep_cli import register as register_sweep_commands
+from service.cli import register as register_serve_command
 
 # Tokenization happens once per sweep in datasets.map; the fast tokenizers' own thread pool
 # would only fight Trainer's dataloader for the same cores and print fork warnings.
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--db")
     show.add_argument("--json", action="store_true")
     COMMANDS.update(register_sweep_commands(commands))
+    COMMANDS.update(register_serve_command(commands))
     return parser
 
 

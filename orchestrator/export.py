@@ -8,6 +8,7 @@ rather than an approximation rebuilt from the trial's stored config.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -143,6 +144,13 @@ def _csv_row(trial: TrialRecord, params: list[str]) -> list[Any]:
 def write_trials_csv(store: Store, name: str, path: str | Path) -> int:
     """Every trial, failed ones included, so the file explains the whole sweep; returns the
     number of rows written."""
+    text, count = trials_csv(store, name)
+    Path(path).write_text(text, encoding="utf-8", newline="")
+    return count
+
+
+def trials_csv(store: Store, name: str) -> tuple[str, int]:
+    """The CSV text of `write_trials_csv` (the dashboard serves it as a download)."""
     trials = store.list_trials(name)
     params = _param_names(store, name, trials)  # raises StoreError for an unknown sweep
     header = [
@@ -158,8 +166,8 @@ def write_trials_csv(store: Store, name: str, path: str | Path) -> int:
         "duration_s",
         "error",
     ]
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(_csv_row(trial, params) for trial in trials)
-    return len(trials)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(_csv_row(trial, params) for trial in trials)
+    return buffer.getvalue(), len(trials)

@@ -390,15 +390,19 @@ def load_spec(path: str | Path) -> SweepSpec:
     spec_path = Path(path)
     if not spec_path.is_file():
         raise SpecError(f"{spec_path}: spec file not found")
+    text = spec_path.read_text(encoding="utf-8")
+    return parse_spec_text(text, str(spec_path), spec_path.resolve().parent)
+
+
+def parse_spec_text(text: str, source: str, base_dir: Path) -> SweepSpec:
+    """A spec from YAML text (a file, or one pasted into the dashboard), same messages."""
     try:
-        data = load_yaml(spec_path.read_text(encoding="utf-8"))
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise SpecError(
-            f"{spec_path}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}"
-        ) from None
-    return parse_spec(data, str(spec_path), spec_path.resolve().parent)
+        raise SpecError(f"{source}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    return parse_spec(data, source, base_dir)
 
 
 def _resolve_data_paths(data: dict[str, Any], base_dir: Path) -> dict[str, Any]:

@@ -75,6 +75,11 @@ def launch(run: SweepRun) -> SweepState:
     return _run(run)
 
 
+def start(run: SweepRun) -> SweepState:
+    """A sweep whose rows already exist as PENDING: one queued by `sweepctl serve`."""
+    return _run(run)
+
+
 def resume(run: SweepRun) -> SweepState:
     """Continue where the sweep stopped: completed trials are kept, interrupted ones retried."""
     _recover(run)

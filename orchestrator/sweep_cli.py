@@ -25,6 +25,11 @@ def register(commands: Any) -> dict[str, Any]:
     launch = commands.add_parser("launch", help="run a staged sweep")
     launch.add_argument("spec")
     launch.add_argument(
+        "--server",
+        metavar="URL",
+        help="submit to a running `sweepctl serve` (e.g. http://127.0.0.1:8000) and return",
+    )
+    launch.add_argument(
         "--if-exists",
         choices=["error", "resume"],
         default="error",
@@ -80,20 +85,30 @@ def _store(args: argparse.Namespace) -> Iterator[Any]:
         store.close()
 
 
-def cmd_launch(args: argparse.Namespace, console: Console) -> int:
+def check_launchable(spec: Any, source: str, runner: str = "transformer") -> None:
+    """What `launch` checks before it writes anything; the server's submissions too."""
     from orchestrator.search import baseline
-    from orchestrator.spec import load_spec
-    from orchestrator.sweep import launch
     from workers.data import check_data_files
     from workers.models import check_model_args
 
-    spec = load_spec(args.spec)
     if not spec.stages:
-        raise SpecError(f"{args.spec}: stages: launch needs at least one stage")
+        raise SpecError(f"{source}: stages: launch needs at least one stage")
     baseline(spec)
-    if args.runner == "transformer":
+    if runner == "transformer":
         check_data_files(spec.dataset)
         check_model_args(spec.model, spec.model_args, spec.search_space)
+
+
+def cmd_launch(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.spec import load_spec
+    from orchestrator.sweep import launch
+
+    spec = load_spec(args.spec)
+    check_launchable(spec, args.spec, args.runner)
+    if args.server:
+        from service.client import submit
+
+        return submit(args.server, spec, console)
     with _store(args) as store:
         exists = _sweep_state(store, spec.name) is not None
     if exists and args.if_exists == "resume":

@@ -16,6 +16,7 @@ from storage.records import (
 )
 from storage.states import StateTransitionError, SweepState, TrialState
 from storage.store import Store
+from storage.views import TrialSummary
 from storage.urls import (
     DB_ENV,
     DEFAULT_HOME_ENV,
@@ -39,6 +40,7 @@ __all__ = [
     "SweepState",
     "TrialRecord",
     "TrialState",
+    "TrialSummary",
     "default_db_url",
     "redact_url",
     "resolve_db_url",

@@ -29,6 +29,7 @@ from storage.errors import StoreError, first_line
 from storage.jsonsafe import sanitize_float, sanitize_json
 from storage.models import Artifact, Base, Sweep, Trial, utcnow
 from storage.records import EvaluationRecord, TrialRecord
+from storage.views import ViewMixin
 from storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
 from storage.states import StateTransitionError, TrialState, check_transition
 from storage.sweeps import SweepMixin
@@ -69,7 +70,7 @@ def _transition_values(
     return values
 
 
-class Store(SweepMixin):
+class Store(SweepMixin, ViewMixin):
     """Thread-safe within a process (one short session per call); across processes
     SQLite relies on WAL + busy_timeout and PostgreSQL on row locks. Sweep and stage
     methods live in ``storage.sweeps.SweepMixin``."""

@@ -1,0 +1,54 @@
+"""How many trials each stage of a sweep will run, for progress bars (`done / planned`).
+
+Fixed stages (OFAT, grid) are counted by building the very proposal lists the orchestrator
+enqueues; a stage whose parameters come from an OFAT ranking (`{top: k, from: screen}`)
+can only be counted once that ranking exists, so it is None until then.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.plan_spec import StageSpec, TopParameters
+from orchestrator.search import baseline
+from orchestrator.spec import SweepSpec
+from orchestrator.strategies import grid_proposals, ofat_proposals
+
+
+def planned_trials(
+    spec: SweepSpec, summaries: dict[str, dict[str, Any] | None]
+) -> dict[str, int | None]:
+    """Stage name -> planned trial count; `summaries` are the stored stage summaries."""
+    base = baseline(spec) if spec.stages else {}
+    return {stage.name: _planned(spec, stage, base, summaries) for stage in spec.stages}
+
+
+def _planned(
+    spec: SweepSpec,
+    stage: StageSpec,
+    base: dict[str, Any],
+    summaries: dict[str, dict[str, Any] | None],
+) -> int | None:
+    if stage.strategy in ("random", "bayes"):
+        return stage.n_trials
+    names = _names(spec, stage, summaries)
+    if names is None:
+        return None
+    if stage.strategy == "ofat":
+        return len(ofat_proposals(spec, stage, names, base))
+    return len(grid_proposals(spec, stage, names, base))
+
+
+def _names(
+    spec: SweepSpec, stage: StageSpec, summaries: dict[str, dict[str, Any] | None]
+) -> list[str] | None:
+    if stage.parameters == "all":
+        return list(spec.search_space)
+    if not isinstance(stage.parameters, TopParameters):
+        return list(stage.parameters)
+    ranking = ((summaries.get(stage.parameters.from_stage) or {}).get("ofat") or {}).get("ranking")
+    if ranking is None:
+        return None
+    signal = [p["name"] for p in ranking if not p.get("noise")]
+    noise = [p["name"] for p in ranking if p.get("noise")]
+    return (signal + noise)[: stage.parameters.top]

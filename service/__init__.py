@@ -1,0 +1,1 @@
+"""`sweepctl serve`: the REST API, the dashboard and the controller that runs queued sweeps."""

@@ -1,0 +1,144 @@
+"""sweepctl's REST API (/api/v1): submit, list, inspect, cancel and export sweeps.
+
+Submissions are validated with the CLI's own checks and messages before anything is
+written; a valid one becomes a PENDING sweep owned by the server's controller. Sweeps are
+addressed by id: any name is allowed in the store, and ids are always safe in a path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, model_validator
+
+from orchestrator.errors import UsageError
+from service.controller import SERVER
+from service.deps import settings_of, store_of, sweep_or_404
+from service.overview import sweep_overview
+from service.settings import ServeSettings
+from storage import Store, StoreError, SweepExistsError, SweepState, redact_url
+
+router = APIRouter(prefix="/api/v1", tags=["sweeps"])
+StoreDep = Annotated[Store, Depends(store_of)]
+SettingsDep = Annotated[ServeSettings, Depends(settings_of)]
+DownloadFormat = Literal["yaml", "json", "hf-args", "csv"]
+MEDIA = {"yaml": "application/yaml", "json": "application/json", "hf-args": "application/json"}
+
+
+class Submission(BaseModel):
+    """A spec as a mapping (what `sweepctl launch --server` sends, data paths already
+    absolute) or as YAML text (pasted or uploaded in the dashboard)."""
+
+    spec: dict[str, Any] | None = None
+    yaml: str | None = None
+    source: str = "submitted spec"
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Submission:
+        if (self.spec is None) == (self.yaml is None):
+            raise ValueError("send exactly one of 'spec' (a mapping) or 'yaml' (text)")
+        return self
+
+
+@router.get("/health")
+def health(settings: SettingsDep, request: Request) -> dict[str, Any]:
+    controller = request.app.state.controller
+    return {
+        "status": "ok",
+        "database": redact_url(settings.db_url),
+        "controller": controller is not None,
+        "running_sweeps": controller.running if controller is not None else [],
+        "max_concurrent_sweeps": settings.max_concurrent_sweeps,
+    }
+
+
+@router.get("/sweeps")
+def list_sweeps(store: StoreDep) -> list[dict[str, Any]]:
+    return [sweep_overview(s, store.trial_summaries(s.id)) for s in store.list_sweeps()]
+
+
+@router.post("/sweeps", status_code=201)
+def submit_sweep(submission: Submission, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
+    spec = validate_submission(submission, settings.runner)
+    return create_queued_sweep(store, spec)
+
+
+def validate_submission(submission: Submission, runner: str) -> Any:
+    """The spec, or HTTP 422 with the CLI's one-line message; nothing is written."""
+    from orchestrator.spec import parse_spec, parse_spec_text
+    from orchestrator.sweep_cli import check_launchable
+
+    base_dir = Path.cwd()  # relative data paths in pasted YAML: the server's directory
+    try:
+        if submission.yaml is not None:
+            spec = parse_spec_text(submission.yaml, submission.source, base_dir)
+        else:
+            spec = parse_spec(submission.spec, submission.source, base_dir)
+        check_launchable(spec, submission.source, runner)
+    except UsageError as exc:
+        raise HTTPException(status_code=422, detail=str(exc)) from None
+    return spec
+
+
+def create_queued_sweep(store: Store, spec: Any) -> dict[str, Any]:
+    from orchestrator.spec import spec_to_dict
+
+    stages = [(s.name, s.strategy) for s in spec.stages]
+    try:
+        sweep_id = store.create_sweep(spec.name, spec_to_dict(spec), stages, controller=SERVER)
+    except SweepExistsError as exc:
+        raise HTTPException(status_code=409, detail=f"sweep {spec.name!r} already exists") from exc
+    return {"id": sweep_id, "name": spec.name, "state": "PENDING", "url": f"/sweeps/{sweep_id}"}
+
+
+@router.get("/sweeps/{sweep_id}")
+def get_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
+    sweep = sweep_or_404(store, sweep_id)
+    return {**sweep_overview(sweep, store.trial_summaries(sweep_id)), "spec": sweep.spec}
+
+
+@router.post("/sweeps/{sweep_id}/cancel")
+def cancel_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
+    """What `sweepctl cancel` does: the orchestrator sees the state and stops its trials."""
+    from orchestrator.sweep import CANCEL_REASON
+
+    sweep = sweep_or_404(store, sweep_id)
+    if sweep.state not in (SweepState.PENDING, SweepState.RUNNING):
+        raise HTTPException(409, detail=f"sweep {sweep.name!r} is {sweep.state.name}")
+    try:
+        store.set_sweep_state(sweep.name, SweepState.CANCELLED)
+    except ValueError as exc:  # it finished in between
+        raise HTTPException(409, detail=str(exc)) from None
+    stopped = store.fail_running_trials(sweep.name, CANCEL_REASON)
+    return {"id": sweep_id, "state": "CANCELLED", "stopped_trials": len(stopped)}
+
+
+@router.get("/sweeps/{sweep_id}/export")
+def export_sweep(
+    sweep_id: int,
+    store: StoreDep,
+    format: DownloadFormat = "yaml",
+    top: Annotated[int, Query(ge=1, le=100)] = 1,
+) -> Response:
+    """The best configuration as `sweepctl export` writes it, as a file download."""
+    from orchestrator.export import export_payload, trials_csv
+
+    sweep = sweep_or_404(store, sweep_id)
+    try:
+        if format == "csv":
+            body, media, suffix = trials_csv(store, sweep.name)[0], "text/csv", "trials.csv"
+        else:
+            body = export_payload(store, sweep.name, format, top=top)
+            media, suffix = MEDIA[format], "best.yaml" if format == "yaml" else f"{format}.json"
+    except (UsageError, StoreError) as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    filename = _safe_filename(f"{sweep.name}-{suffix}")
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return PlainTextResponse(body, media_type=media, headers=headers)
+
+
+def _safe_filename(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "export"

@@ -1,0 +1,80 @@
+"""The ASGI app behind `sweepctl serve`: sweepctl's REST API under /api/v1, the dashboard
+pages, their assets, and optuna-dashboard for the same database.
+
+optuna-dashboard is mounted at the root as the fallback for every path sweepctl does not
+serve itself, because its single-page app requests absolute paths (/dashboard,
+/static/bundle.js, /api/studies...) and cannot live under a prefix. sweepctl's own routes
+therefore avoid those prefixes: its API is /api/v1, its assets /assets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from a2wsgi import WSGIMiddleware
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from service import api, dashboard_api, pages
+from service.auth import WriteGuard
+from service.controller import SweepController
+from service.settings import ServeSettings
+from storage import Store
+
+ASSETS_DIR = Path(__file__).parent / "assets"
+log = logging.getLogger("sweepctl.serve")
+
+
+def create_app(settings: ServeSettings) -> FastAPI:
+    store = Store(settings.db_url)
+    controller = SweepController(settings, store) if settings.run_controller else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if controller is not None:
+            controller.start()
+        try:
+            yield
+        finally:
+            if controller is not None:
+                controller.stop()
+            store.close()
+
+    app = FastAPI(
+        title="sweepctl",
+        summary="Hyperparameter sweeps for transformer classifiers: API and dashboard",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        openapi_url="/api/v1/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.controller = controller
+    app.add_exception_handler(ValueError, _bad_request)
+    app.include_router(api.router)
+    app.include_router(dashboard_api.router)
+    app.include_router(pages.router)
+    app.mount("/assets", StaticFiles(directory=ASSETS_DIR), name="assets")
+    app.mount("/", _optuna_dashboard(settings.db_url), name="optuna")
+    app.add_middleware(WriteGuard, token=settings.token, token_required=settings.token_required)
+    return app
+
+
+def _optuna_dashboard(db_url: str) -> WSGIMiddleware:
+    """Given a storage of ours: optuna-dashboard's own opens the URL without creating
+    Optuna's tables, which a fresh sweepctl database does not have yet."""
+    import optuna
+    import optuna_dashboard
+
+    storage = optuna.storages.RDBStorage(db_url)
+    return WSGIMiddleware(optuna_dashboard.wsgi(storage))  # type: ignore[arg-type]
+
+
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(exc).splitlines()[0]}, status_code=422)

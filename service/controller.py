@@ -1,0 +1,132 @@
+"""The server's controller: runs the sweeps submitted to `sweepctl serve`.
+
+    submit (API) ─► sweep PENDING, controller="server"   (the queue is the store itself)
+    controller loop, every poll_seconds:
+        started once: its own sweeps left RUNNING by a previous server ─► resume
+        while fewer than max_concurrent_sweeps run: oldest queued ─► start
+    each sweep runs in its own thread: orchestrator.sweep.start/resume with the server's
+    backend; it ends COMPLETED, CANCELLED (cancel from the API or the CLI flips the state,
+    the orchestrator notices on its next poll) or FAILED with the error kept on the sweep.
+
+Only sweeps with controller="server" are touched: a sweep a terminal launched into the
+same database keeps its own orchestrator. The controller holds one map, sweep name → its
+thread; everything else (queue order, states) is read from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import traceback
+from typing import Any
+
+from service.settings import ServeSettings
+from storage import Store, SweepRecord, SweepState
+
+SERVER = "server"
+log = logging.getLogger("sweepctl.controller")
+
+
+class SweepController:
+    def __init__(self, settings: ServeSettings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._threads: dict[str, threading.Thread] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._loop: threading.Thread | None = None
+        self._owns_ray = False
+
+    @property
+    def running(self) -> list[str]:
+        with self._lock:
+            return [name for name, thread in self._threads.items() if thread.is_alive()]
+
+    def start(self) -> None:
+        self._loop = threading.Thread(target=self._serve, name="sweepctl-controller", daemon=True)
+        self._loop.start()
+
+    def stop(self) -> None:
+        """Sweeps still running stay RUNNING in the store; the next server resumes them."""
+        self._stopping.set()
+        if self._loop is not None:
+            self._loop.join(timeout=5)
+        if self._owns_ray:
+            import ray
+
+            ray.shutdown()
+
+    def _serve(self) -> None:
+        try:
+            for sweep in self._own_sweeps(SweepState.RUNNING):
+                self._launch(sweep, resume=True)
+            while not self._stopping.is_set():
+                self.tick()
+                self._stopping.wait(self.settings.poll_seconds)
+        except Exception:  # the API keeps serving; the log says why sweeps stopped starting
+            log.exception("controller loop stopped")
+
+    def tick(self) -> None:
+        """Start queued sweeps, oldest first, up to the limit."""
+        with self._lock:
+            self._threads = {n: t for n, t in self._threads.items() if t.is_alive()}
+            free = self.settings.max_concurrent_sweeps - len(self._threads)
+        for sweep in self._own_sweeps(SweepState.PENDING)[: max(free, 0)]:
+            self._launch(sweep, resume=False)
+
+    def _own_sweeps(self, state: SweepState) -> list[SweepRecord]:
+        return [
+            s
+            for s in self.store.list_sweeps()
+            if s.controller == SERVER and s.state is state and s.name not in self._threads
+        ]
+
+    def _launch(self, sweep: SweepRecord, resume: bool) -> None:
+        if self.settings.backend == "ray" and not self._owns_ray:
+            from orchestrator.backends import init_ray
+
+            self._owns_ray = init_ray(self.settings.ray_address)
+        thread = threading.Thread(
+            target=self._drive, args=(sweep, resume), name=f"sweep-{sweep.id}", daemon=True
+        )
+        with self._lock:
+            self._threads[sweep.name] = thread
+        thread.start()
+
+    def _drive(self, sweep: SweepRecord, resume: bool) -> None:
+        from orchestrator import sweep as orchestration
+        from orchestrator.spec import SweepSpec
+
+        backend = None
+        try:
+            spec = SweepSpec.model_validate(sweep.spec)
+            backend = self._backend(spec)
+            run = orchestration.SweepRun(
+                spec, self.store, backend, self.settings.db_url, self.settings.home,
+                self.settings.runner,
+            )  # fmt: skip
+            action = orchestration.resume if resume else orchestration.start
+            state = action(run)
+            log.info("sweep %s: %s", sweep.name, state.value)
+        except Exception as exc:
+            log.error("sweep %s failed:\n%s", sweep.name, traceback.format_exc())
+            self._mark_failed(sweep.name, f"{type(exc).__name__}: {exc}".splitlines()[0])
+        finally:
+            if backend is not None:
+                backend.shutdown()
+
+    def _backend(self, spec: Any) -> Any:
+        from orchestrator.backends import InlineBackend, RayBackend
+
+        if self.settings.backend == "inline":
+            return InlineBackend()
+        resources = spec.resources
+        return RayBackend(resources.cpus_per_trial, resources.gpus_per_trial)
+
+    def _mark_failed(self, name: str, error: str) -> None:
+        try:
+            if self.store.get_sweep(name).state is SweepState.PENDING:
+                self.store.set_sweep_state(name, SweepState.RUNNING)
+            self.store.set_sweep_state(name, SweepState.FAILED, error=error)
+        except Exception:
+            log.exception("sweep %s: could not record the failure", name)

@@ -1,0 +1,153 @@
+"""Read-only views for dashboards: many trials at once without their evaluations.
+
+``Store.list_trials`` loads every evaluation and artifact of every trial, which is right
+for an export and wrong for a page that lists 10,000 trials and refreshes every few
+seconds. These reads select only the columns a table or chart needs, count evaluations
+with one GROUP BY, and fetch evaluations only for the trials asked for.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import Evaluation, Trial
+from storage.records import EvaluationRecord
+from storage.rows import evaluation_record
+from storage.states import TrialState
+
+__all__ = ["TrialSummary", "ViewMixin"]
+
+
+@dataclass(frozen=True)
+class TrialSummary:
+    """One row of a trial table: what it tried, how it ended, how far it got."""
+
+    id: int
+    number: int
+    optuna_trial_number: int | None
+    stage: str | None
+    state: TrialState
+    params: dict[str, Any]
+    objective: float | None
+    error: str | None
+    evaluations: int
+    last_epoch: float | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.number,
+            "optuna_trial_number": self.optuna_trial_number,
+            "stage": self.stage,
+            "state": self.state.name,
+            "params": self.params,
+            "objective": self.objective,
+            "error": self.error.splitlines()[0] if self.error else None,
+            "evaluations": self.evaluations,
+            "last_epoch": self.last_epoch,
+            "created_at": self.created_at.isoformat(),
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_s": self.duration_s,
+        }
+
+
+_SUMMARY_COLUMNS = (
+    Trial.id,
+    Trial.number,
+    Trial.optuna_trial_number,
+    Trial.stage,
+    Trial.state,
+    Trial.params,
+    Trial.objective,
+    Trial.error,
+    Trial.created_at,
+    Trial.started_at,
+    Trial.finished_at,
+)
+
+
+class ViewMixin:
+    """Dashboard reads of ``storage.Store``."""
+
+    _read_session: sessionmaker[Session]
+
+    if TYPE_CHECKING:
+
+        def _errors(self, action: str = ...) -> AbstractContextManager[None]: ...
+
+    def trial_summaries(self, sweep_id: int) -> list[TrialSummary]:
+        """Every trial of a sweep by number, with its evaluation count and last epoch."""
+        counts = (
+            select(
+                Evaluation.trial_id,
+                func.count().label("n"),
+                func.max(Evaluation.epoch).label("last_epoch"),
+            )
+            .join(Trial, Trial.id == Evaluation.trial_id)
+            .where(Trial.sweep_id == sweep_id)
+            .group_by(Evaluation.trial_id)
+            .subquery()
+        )
+        query = (
+            select(*_SUMMARY_COLUMNS, counts.c.n, counts.c.last_epoch)
+            .outerjoin(counts, counts.c.trial_id == Trial.id)
+            .where(Trial.sweep_id == sweep_id)
+            .order_by(Trial.number)
+        )
+        with self._errors(), self._read_session.begin() as session:
+            return [_summary(row) for row in session.execute(query)]
+
+    def evaluations_of(self, trial_ids: Sequence[int]) -> dict[int, list[EvaluationRecord]]:
+        """Evaluations of the given trials only, each list in step order."""
+        result: dict[int, list[EvaluationRecord]] = defaultdict(list)
+        if not trial_ids:
+            return result
+        query = (
+            select(Evaluation)
+            .where(Evaluation.trial_id.in_(list(trial_ids)))
+            .order_by(Evaluation.trial_id, Evaluation.step)
+        )
+        with self._errors(), self._read_session.begin() as session:
+            for row in session.scalars(query):
+                result[row.trial_id].append(evaluation_record(row))
+        return result
+
+
+def _summary(row: Any) -> TrialSummary:
+    *fields, n, last_epoch = row
+    (id_, number, optuna_number, stage, state, params, objective, error, created, started, done) = (
+        fields
+    )
+    return TrialSummary(
+        id=id_,
+        number=number,
+        optuna_trial_number=optuna_number,
+        stage=stage,
+        state=state,
+        params=params,
+        objective=objective,
+        error=error,
+        evaluations=int(n or 0),
+        last_epoch=last_epoch,
+        created_at=created,
+        started_at=started,
+        finished_at=done,
+    )
