@@ -16,7 +16,6 @@ from storage.records import (
 )
 from storage.states import StateTransitionError, SweepState, TrialState
 from storage.store import Store
-from storage.views import TrialSummary
 from storage.urls import (
     DB_ENV,
     DEFAULT_HOME_ENV,
@@ -25,6 +24,7 @@ from storage.urls import (
     resolve_db_url,
     sweepctl_home,
 )
+from storage.views import TrialSummary
 
 __all__ = [
     "DB_ENV",

@@ -29,11 +29,11 @@ from storage.errors import StoreError, first_line
 from storage.jsonsafe import sanitize_float, sanitize_json
 from storage.models import Artifact, Base, Sweep, Trial, utcnow
 from storage.records import EvaluationRecord, TrialRecord
-from storage.views import ViewMixin
 from storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
 from storage.states import StateTransitionError, TrialState, check_transition
 from storage.sweeps import SweepMixin
 from storage.urls import normalize_db_url, redact_url
+from storage.views import ViewMixin
 
 __all__ = ["Store", "StoreError"]
 
