@@ -1,0 +1,86 @@
+"""A real `sweepctl serve` in a subprocess, for tests that need the sweep to outlive the
+process that submitted it (and the browser tests)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import REPO
+from tests.test_strategies import ANALYTIC
+
+
+@dataclass
+class Server:
+    url: str
+    db_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def wait_until(self, check: object, timeout: float = 90.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():  # type: ignore[operator]
+                return
+            assert self.process.poll() is None, f"server exited:\n{self.log.read_text()[-3000:]}"
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.log.read_text()[-3000:]}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(home: Path, step_seconds: float) -> dict[str, str]:
+    return {
+        **os.environ,
+        "SWEEPCTL_HOME": str(home),
+        "SWEEPCTL_REPLAY_STEP_SECONDS": str(step_seconds),
+        "PYTHONPATH": str(REPO),
+    }
+
+
+@contextmanager
+def running_server(
+    tmp: Path, db_url: str, step_seconds: float = 0.2, extra: tuple[str, ...] = ()
+) -> Iterator[Server]:
+    port = free_port()
+    log = tmp / f"serve-{port}.log"
+    command = [
+        *(sys.executable, "-m", "orchestrator.cli", "serve", "--db", db_url),
+        *("--port", str(port), "--backend", "inline", "--runner", ANALYTIC, *extra),
+    ]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=tmp, env=server_env(tmp / "home", step_seconds), stdout=sink, stderr=sink
+        )
+    server = Server(f"http://127.0.0.1:{port}", db_url, process, log)
+    try:
+        server.wait_until(lambda: _healthy(server.url), timeout=60, what="the server to start")
+        yield server
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v1/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
