@@ -9,6 +9,7 @@ seed adds noise of +-0.05, larger than warmup's whole effect and far smaller tha
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 from workers.job import JobResult, TrialJob
@@ -27,4 +28,6 @@ def loss(params: dict[str, Any], seed_offset: int = 0) -> float:
 def run(job: TrialJob, sinks: list[Any]) -> JobResult:
     final = loss(job.params, job.seed_offset)
     curve = (final * 3.0, final * 2.0, final * 1.5, final)
-    return run_curve(job, Plan(curve, dict(job.params), {"runner": "analytic"}, metric=None), sinks)
+    where = {"pid": os.getpid()}  # lets tests tell a Ray worker from the orchestrator
+    plan = Plan(curve, dict(job.params), {"runner": "analytic"}, where, metric=None)
+    return run_curve(job, plan, sinks)
