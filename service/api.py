@@ -116,6 +116,24 @@ def cancel_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
     return {"id": sweep_id, "state": "CANCELLED", "stopped_trials": len(stopped)}
 
 
+@router.post("/sweeps/{sweep_id}/resume")
+def resume_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
+    """Back to RUNNING; the controller resumes it as `sweepctl resume` would: completed
+    trials kept, interrupted ones retried. A terminal's sweep is resumed from a terminal."""
+    sweep = sweep_or_404(store, sweep_id)
+    if sweep.controller != SERVER:
+        raise HTTPException(
+            409, detail=f"sweep {sweep.name!r} runs from a terminal: use 'sweepctl resume'"
+        )
+    if sweep.state not in (SweepState.FAILED, SweepState.CANCELLED):
+        raise HTTPException(409, detail=f"sweep {sweep.name!r} is {sweep.state.name}")
+    try:
+        store.set_sweep_state(sweep.name, SweepState.RUNNING)
+    except ValueError as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    return {"id": sweep_id, "state": "RUNNING"}
+
+
 @router.get("/sweeps/{sweep_id}/export")
 def export_sweep(
     sweep_id: int,

@@ -1,8 +1,10 @@
 """The server's controller: runs the sweeps submitted to `sweepctl serve`.
 
     submit (API) ─► sweep PENDING, controller="server"   (the queue is the store itself)
+    resume (API) ─► a FAILED/CANCELLED sweep of ours back to RUNNING
     controller loop, every poll_seconds:
-        started once: its own sweeps left RUNNING by a previous server ─► resume
+        its own sweeps RUNNING with no thread here (left by a server that stopped, or
+        resumed through the API) ─► resume; they were admitted already, so no limit applies
         while fewer than max_concurrent_sweeps run: oldest queued ─► start
     each sweep runs in its own thread: orchestrator.sweep.start/resume with the server's
     backend; it ends COMPLETED, CANCELLED (cancel from the API or the CLI flips the state,
@@ -58,8 +60,6 @@ class SweepController:
 
     def _serve(self) -> None:
         try:
-            for sweep in self._own_sweeps(SweepState.RUNNING):
-                self._launch(sweep, resume=True)
             while not self._stopping.is_set():
                 self.tick()
                 self._stopping.wait(self.settings.poll_seconds)
@@ -67,10 +67,12 @@ class SweepController:
             log.exception("controller loop stopped")
 
     def tick(self) -> None:
-        """Start queued sweeps, oldest first, up to the limit."""
+        """Resume our orphaned RUNNING sweeps, then start queued ones, oldest first."""
         with self._lock:
             self._threads = {n: t for n, t in self._threads.items() if t.is_alive()}
-            free = self.settings.max_concurrent_sweeps - len(self._threads)
+        for sweep in self._own_sweeps(SweepState.RUNNING):
+            self._launch(sweep, resume=True)
+        free = self.settings.max_concurrent_sweeps - len(self.running)
         for sweep in self._own_sweeps(SweepState.PENDING)[: max(free, 0)]:
             self._launch(sweep, resume=False)
 
@@ -109,6 +111,9 @@ class SweepController:
             state = action(run)
             log.info("sweep %s: %s", sweep.name, state.value)
         except Exception as exc:
+            if self._stopping.is_set():  # Ray went down with the server: resume next start
+                log.warning("sweep %s interrupted by shutdown; resumed on restart", sweep.name)
+                return
             log.error("sweep %s failed:\n%s", sweep.name, traceback.format_exc())
             self._mark_failed(sweep.name, f"{type(exc).__name__}: {exc}".splitlines()[0])
         finally:

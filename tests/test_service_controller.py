@@ -99,6 +99,22 @@ def test_cancel_through_the_api_stops_a_running_sweep(
     assert cancelled and all(t.error == CANCEL_REASON for t in cancelled)
     assert len(trials) < 11
 
+    assert serve.post(f"/api/v1/sweeps/{sweep_id}/resume").json()["state"] == "RUNNING"
+    wait_for(lambda: sweep_state(sqlite_url, "stopme") is SweepState.COMPLETED, "the resume")
+    assert len(completed(sqlite_url, "stopme")) == 11  # the cancelled points ran again
+    again = serve.post(f"/api/v1/sweeps/{sweep_id}/resume")
+    assert again.status_code == 409 and "COMPLETED" in again.json()["detail"]
+
+
+def test_a_terminal_sweep_is_not_resumed_by_the_server(serve: TestClient, sqlite_url: str) -> None:
+    with Store(sqlite_url) as store:
+        sweep_id = store.create_sweep("mine", {"name": "mine"}, [("screen", "ofat")])
+        store.set_sweep_state("mine", SweepState.RUNNING)
+        store.set_sweep_state("mine", SweepState.FAILED, error="killed")
+    reply = serve.post(f"/api/v1/sweeps/{sweep_id}/resume")
+    assert reply.status_code == 409 and "sweepctl resume" in reply.json()["detail"]
+    assert sweep_state(sqlite_url, "mine") is SweepState.FAILED
+
 
 def test_a_sweep_that_cannot_run_ends_failed_with_the_reason(
     serve: TestClient, sqlite_url: str
