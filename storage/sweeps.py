@@ -201,21 +201,18 @@ class SweepMixin:
         return StoreError(f"stage {stage!r} not found in sweep {sweep!r} in {self.url}")
 
     def get_sweep(self, name: str) -> SweepRecord:
-        query = select(Sweep).where(Sweep.name == name).options(selectinload(Sweep.stages))
-        with self._errors(), self._read_session.begin() as session:
-            sweep = session.scalars(query).one_or_none()
-            if sweep is None:
-                raise StoreError(f"sweep {name!r} not found in {self.url}")
-            counts = _trial_counts(session, [sweep.id])
-            return sweep_record(sweep, counts.get(sweep.id, {}))
+        return self._one_sweep(Sweep.name == name, f"sweep {name!r}")
 
     def get_sweep_by_id(self, sweep_id: int) -> SweepRecord:
         """For URLs: ids are safe in a path where any sweep name may not be."""
-        query = select(Sweep).where(Sweep.id == sweep_id).options(selectinload(Sweep.stages))
+        return self._one_sweep(Sweep.id == sweep_id, f"sweep {sweep_id}")
+
+    def _one_sweep(self, where: Any, label: str) -> SweepRecord:
+        query = select(Sweep).where(where).options(selectinload(Sweep.stages))
         with self._errors(), self._read_session.begin() as session:
             sweep = session.scalars(query).one_or_none()
             if sweep is None:
-                raise StoreError(f"sweep {sweep_id} not found in {self.url}")
+                raise StoreError(f"{label} not found in {self.url}")
             counts = _trial_counts(session, [sweep.id])
             return sweep_record(sweep, counts.get(sweep.id, {}))
 
