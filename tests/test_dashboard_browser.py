@@ -1,0 +1,221 @@
+"""The dashboard in headless Chromium (Playwright) against a real `sweepctl serve`
+subprocess running analytic sweeps whose trials take about a second each.
+
+Chromium is the system one (/usr/bin/chromium, installed by apt in CI); no browser is ever
+downloaded. Without it the test fails in CI (CI set) and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from orchestrator.spec import load_spec
+from storage import Store
+from tests.conftest import REPO
+from tests.test_strategies import ANALYTIC
+from tests.test_sweep_lifecycle import write_analytic_spec
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
+ARTIFACTS = REPO / "tests" / "artifacts"
+NASTY = "<script>alert(1)</script>"
+WAIT_MS = 30_000
+
+
+def _require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    message = f"browser tests need Chromium at {CHROMIUM} (apt-get install chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"sweepctl serve exited {process.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"sweepctl serve did not answer in 60 s: {log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    _require_chromium()
+    tmp = tmp_path_factory.mktemp("browser")
+    url, port = f"sqlite:///{tmp / 'serve.db'}", _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "SWEEPCTL_HOME": str(tmp / "home"),
+        "SWEEPCTL_REPLAY_STEP_SECONDS": "0.3",
+    }
+    env.pop("SWEEPCTL_TOKEN", None)
+    serve = [sys.executable, "-m", "orchestrator.cli", "serve", "--db", url, "--port", str(port)]
+    serve += ["--backend", "inline", "--runner", ANALYTIC]
+    log = tmp / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(serve, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, process, log)
+        yield {"base": base, "url": url, "tmp": tmp}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(server: dict[str, Any]) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def _spec_text(tmp: Path, name: str) -> str:
+    return write_analytic_spec(tmp, name).read_text()
+
+
+def _submit(server: dict[str, Any], name: str) -> int:
+    body = {"yaml": _spec_text(server["tmp"], name)}
+    response = httpx.post(f"{server['base']}/api/v1/sweeps", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    return int(response.json()["id"])
+
+
+def _plot_traces(page: Any, element_id: str) -> int:
+    script = (
+        "id => { const n = document.getElementById(id); return n && n.data ? n.data.length : 0 }"
+    )
+    return int(page.evaluate(script, element_id))
+
+
+def test_sweep_page_updates_live_draws_charts_and_downloads_the_export(
+    server: dict[str, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    sweep_id = _submit(server, "live")
+    page.goto(f"{server['base']}/sweeps/{sweep_id}")
+    page.evaluate("window.__sameDocument = 'marker'")
+    running = page.locator('#trials tr[data-state="RUNNING"]').first
+    expect(running).to_be_visible()
+    trial_id = running.get_attribute("data-trial-id")
+    row = page.locator(f'#trials tr[data-trial-id="{trial_id}"]')
+    expect(row).to_have_attribute("data-state", "COMPLETED")
+    expect(row.locator(".state")).to_have_text("COMPLETED")
+    assert page.evaluate("window.__sameDocument") == "marker"  # no reload happened
+    expect(page.locator("#chart-objective.js-plotly-plot")).to_be_visible()
+
+    page.click("#panel-parallel summary")
+    expect(page.locator("#chart-parallel.js-plotly-plot .parcoords")).to_be_attached()
+    assert _plot_traces(page, "chart-parallel") == 1
+
+    row.locator('input[type="checkbox"]').check()
+    page.click("#panel-curves summary")
+    expect(page.locator("#chart-curves.js-plotly-plot .scatterlayer .trace").first).to_be_attached()
+    names = page.evaluate("document.getElementById('chart-curves').data.map(t => t.name)")
+    number = row.locator("a").first.inner_text()
+    assert names == [f"{number} validation"]
+
+    with page.expect_download() as download_info:
+        page.click('a[data-format="yaml"]')
+    exported = server["tmp"] / "live-best.yaml"
+    download_info.value.save_as(exported)
+    spec = load_spec(exported)
+    assert spec.name == "live-best" and yaml.safe_load(exported.read_text())["training"]
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "sweep-page.png"), full_page=True)
+
+
+def test_launch_page_shows_the_apis_message_and_queues_a_valid_spec(
+    server: dict[str, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    broken = _spec_text(server["tmp"], "broken").replace("stages:", "stagez:")
+    body = {"yaml": broken, "source": "pasted spec"}  # what the page sends for pasted text
+    answer = httpx.post(f"{server['base']}/api/v1/sweeps", json=body, timeout=30)
+    assert answer.status_code == 422
+    page.goto(f"{server['base']}/launch")
+    page.fill("#spec-text", broken)
+    page.click("#launch-submit")
+    expect(page.locator("#launch-error")).to_have_text(answer.json()["detail"])
+
+    page.fill("#spec-text", _spec_text(server["tmp"], "from-the-page"))
+    page.click("#launch-submit")
+    expect(page.locator("#new-sweep")).to_have_text("from-the-page")
+    page.click("#new-sweep")
+    expect(page.locator("#sweep-name")).to_have_text("from-the-page")
+    page.goto(server["base"] + "/")
+    expect(page.locator("#sweeps a.sweep-link", has_text="from-the-page")).to_be_visible()
+
+
+def test_a_script_sweep_name_is_shown_as_text(server: dict[str, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    spec = yaml.safe_load(_spec_text(server["tmp"], "plain"))
+    with Store(server["url"]) as store:  # not queued for the server: it only has to be shown
+        sweep_id = store.create_sweep(NASTY, {**spec, "name": NASTY}, [("<b>s</b>", "random")])
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(server["base"] + "/")
+    expect(page.locator("#sweeps a.sweep-link", has_text=NASTY)).to_be_visible()
+    page.goto(f"{server['base']}/sweeps/{sweep_id}")
+    expect(page.locator("#sweep-name")).to_have_text(NASTY)
+    expect(page.locator("#stages .stage-name")).to_have_text("<b>s</b>")
+    expect(page.locator("#live")).not_to_be_empty()  # the scripts ran and drew the page
+    assert dialogs == []
