@@ -26,6 +26,13 @@ window.sweepCharts = (() => {
     node.replaceChildren(el("p", { className: "empty" }, text));
   }
 
+  /** Plotly.react into a chart div, dropping a "no data yet" line left from earlier. */
+  function plot(target, traces, plotLayout) {
+    const node = typeof target === "string" ? document.getElementById(target) : target;
+    for (const stale of node.querySelectorAll(":scope > p.empty")) stale.remove();
+    return Plotly.react(node, traces, plotLayout, CONFIG);
+  }
+
   function layout(extra) {
     return Object.assign({ margin: { t: 30, r: 20, b: 50, l: 60 }, height: 380, hovermode: "closest" }, extra);
   }
@@ -52,8 +59,7 @@ window.sweepCharts = (() => {
       type: "scatter", mode: "lines", name: "best so far", line: { shape: "hv", width: 2 },
       x: data.best_so_far.map((p) => p.number), y: data.best_so_far.map((p) => p.best),
     });
-    const node = document.getElementById("chart-objective");
-    Plotly.react(node, traces, layout({ xaxis: { title: { text: "trial #" } }, yaxis: { title: { text: esc(metric) } } }), CONFIG);
+    plot("chart-objective", traces, layout({ xaxis: { title: { text: "trial #" } }, yaxis: { title: { text: esc(metric) } } }));
   }
 
   function axis(param, trials) {
@@ -83,7 +89,7 @@ window.sweepCharts = (() => {
       type: "parcoords", dimensions: dims,
       line: { color: objective, colorscale: "Viridis", showscale: true, reversescale: data.sweep.objective.maximize },
     };
-    Plotly.react(document.getElementById("chart-parallel"), [trace], layout({ margin: { t: 50, r: 60, b: 30, l: 60 } }), CONFIG);
+    plot("chart-parallel", [trace], layout({ margin: { t: 50, r: 60, b: 30, l: 60 } }));
   }
 
   function defaultCurveIds(data) {
@@ -114,8 +120,7 @@ window.sweepCharts = (() => {
     }
     const box = document.getElementById("curve-flags");
     box.replaceChildren(...flags.map((f) => el("span", { className: "flag" }, f)));
-    Plotly.react(document.getElementById("chart-curves"), traces,
-      layout({ xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" } } }), CONFIG);
+    plot("chart-curves", traces, layout({ xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" } } }));
   }
 
   async function drawOfat(data) {
@@ -128,7 +133,7 @@ window.sweepCharts = (() => {
     for (const stage of result.body.stages) {
       const node = el("div", { className: "chart ofat-stage", "data-stage": stage.stage });
       box.append(el("h3", {}, `${stage.stage}: ${result.body.metric} per moved value (baseline ± std = noise band)`), node);
-      Plotly.newPlot(node, ofatTraces(stage), ofatLayout(stage), CONFIG);
+      plot(node, ofatTraces(stage), ofatLayout(stage));
     }
   }
 
@@ -171,8 +176,7 @@ window.sweepCharts = (() => {
     note.textContent = `${body.evaluator} over ${body.trials} completed trials${sampled}.`;
     const rows = body.importances.slice().reverse();
     const trace = { type: "bar", orientation: "h", x: rows.map((r) => r.value), y: rows.map((r) => esc(r.name)) };
-    Plotly.react(document.getElementById("chart-importance"), [trace],
-      layout({ height: 120 + 30 * rows.length, margin: { t: 20, r: 20, b: 40, l: 160 } }), CONFIG);
+    plot("chart-importance", [trace], layout({ height: 120 + 30 * rows.length, margin: { t: 20, r: 20, b: 40, l: 160 } }));
   }
 
   function drawOpen() {
