@@ -20,7 +20,7 @@ from service.importance import optuna_study_id, param_importance
 from service.overview import sweep_overview
 from service.reads import trial_labels
 from service.settings import ServeSettings
-from storage import Store, StoreError, TrialRecord, TrialState
+from storage import Store, StoreError, TrialRecord
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 StoreDep = Annotated[Store, Depends(store_of)]
@@ -67,11 +67,10 @@ def sweep_ofat(sweep_id: int, store: StoreDep) -> dict[str, Any]:
 
 @router.get("/sweeps/{sweep_id}/importance")
 def sweep_importance(sweep_id: int, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
-    """Optuna's fANOVA importance on the sweep's study; recomputed only when another
+    """Optuna's PED-ANOVA importance on the sweep's study; recomputed only when another
     trial has finished since the last answer."""
     sweep = sweep_or_404(store, sweep_id)
-    finished = sum(sweep.trial_counts.get(s.name, 0) for s in TrialState if s.is_finished)
-    result = param_importance(settings.db_url, sweep.name, finished)
+    result = param_importance(settings.db_url, sweep.name, data.finished_trials(sweep))
     return {**result, "optuna_study_id": optuna_study_id(settings.db_url, sweep.name)}
 
 

@@ -151,8 +151,9 @@ def _ofat_bar(parameter: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def finished_count(trials: Iterable[TrialSummary]) -> int:
-    return sum(1 for t in trials if t.state.is_finished)
+def finished_trials(sweep: SweepRecord) -> int:
+    """The importance cache key: the answer can only change when another trial finishes."""
+    return sum(sweep.trial_counts.get(state.name, 0) for state in TrialState if state.is_finished)
 
 
 def _both_losses(row: EvaluationRecord) -> bool:

@@ -21,7 +21,7 @@ from service import dashboard_data as data
 from service.dashboard_api import trial_or_404, trial_payload
 from service.deps import settings_of, store_of, sweep_or_404
 from service.formatting import FILTERS
-from service.importance import optuna_study_id
+from service.importance import optuna_study_id, prefetch
 from service.overview import sweep_overview
 from service.settings import ServeSettings
 from storage import Store, redact_url
@@ -70,6 +70,9 @@ def sweep_page(request: Request, sweep_id: int, store: StoreDep, settings: Setti
     except HTTPException:
         return _not_found(request, f"sweep {sweep_id}")
     overview = sweep_overview(sweep, store.trial_summaries(sweep_id))
+    prefetch(
+        settings.db_url, sweep.name, data.finished_trials(sweep)
+    )  # the importance chart asks next
     return render(
         request,
         "sweep.html",

@@ -156,7 +156,7 @@ def test_importance_comes_from_the_sweeps_optuna_study(
     client: TestClient, world: dict[str, Any]
 ) -> None:
     first = client.get(f"/api/v1/sweeps/{world['sweep'].id}/importance").json()
-    assert first["evaluator"] == "FanovaImportanceEvaluator" and first["trials"] == 11
+    assert first["evaluator"] == "PedAnovaImportanceEvaluator" and first["trials"] == 11
     assert {i["name"] for i in first["importances"]} == set(SPACE)
     assert first["importances"][0]["name"] == "learning_rate"
     assert first["optuna_study_id"] is not None

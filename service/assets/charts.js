@@ -172,8 +172,7 @@ window.sweepCharts = (() => {
       note.textContent = "";
       return message("chart-importance", body.reason || "No importance yet.");
     }
-    const sampled = body.sampled < body.trials ? `, fitted on ${body.sampled} evenly spaced` : "";
-    note.textContent = `${body.evaluator} over ${body.trials} completed trials${sampled}.`;
+    note.textContent = `Optuna ${body.evaluator} over ${body.trials} completed trials.`;
     const rows = body.importances.slice().reverse();
     const trace = { type: "bar", orientation: "h", x: rows.map((r) => r.value), y: rows.map((r) => esc(r.name)) };
     plot("chart-importance", [trace], layout({ height: 120 + 30 * rows.length, margin: { t: 20, r: 20, b: 40, l: 160 } }));
