@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import JSONResponse
 
 from orchestrator.sweep_report import objective_of
 from service import dashboard_data as data
@@ -28,18 +29,24 @@ SettingsDep = Annotated[ServeSettings, Depends(settings_of)]
 
 
 @router.get("/sweeps/{sweep_id}/trials")
-def sweep_trials(sweep_id: int, store: StoreDep) -> dict[str, Any]:
+def sweep_trials(sweep_id: int, store: StoreDep) -> JSONResponse:
     """Everything the live part of the sweep page redraws: overview (stages, counts,
-    best), the trial table, the searched-parameter axes and the best-so-far line."""
+    best), the trial table, the searched-parameter axes and the best-so-far line.
+
+    Returned as a ready JSONResponse: FastAPI's jsonable_encoder walks every value of a
+    returned dict and took 0.6 s of the 1 s budget at 10,000 trials; these values are
+    JSON-ready already (ISO strings, finite floats, the store's sanitised JSON)."""
     sweep = sweep_or_404(store, sweep_id)
     summaries = store.trial_summaries(sweep_id)
     maximize = objective_of(sweep.spec).maximize
-    return {
-        "sweep": sweep_overview(sweep, summaries),
-        "parameters": data.searched_parameters(sweep.spec),
-        "trials": [data.trial_row(t) for t in summaries],
-        "best_so_far": data.best_so_far(summaries, maximize),
-    }
+    return JSONResponse(
+        {
+            "sweep": sweep_overview(sweep, summaries),
+            "parameters": data.searched_parameters(sweep.spec),
+            "trials": [data.trial_row(t) for t in summaries],
+            "best_so_far": data.best_so_far(summaries, maximize),
+        }
+    )
 
 
 @router.get("/sweeps/{sweep_id}/curves")

@@ -168,11 +168,13 @@ window.sweepCharts = (() => {
     const note = document.getElementById("importance-note");
     if (!result.ok) return message("chart-importance", sweepctl.detail(result.body));
     const body = result.body;
+    if (body.pending) memo.keys.importance = null; // still computing: ask again next poll
     if (!body.importances.length) {
       note.textContent = "";
       return message("chart-importance", body.reason || "No importance yet.");
     }
-    note.textContent = `Optuna ${body.evaluator} over ${body.trials} completed trials.`;
+    const pending = body.pending ? " (updating…)" : "";
+    note.textContent = `Optuna ${body.evaluator} over ${body.trials} completed trials${pending}.`;
     const rows = body.importances.slice().reverse();
     const trace = { type: "bar", orientation: "h", x: rows.map((r) => r.value), y: rows.map((r) => esc(r.name)) };
     plot("chart-importance", [trace], layout({ height: 120 + 30 * rows.length, margin: { t: 20, r: 20, b: 40, l: 160 } }));
