@@ -10,9 +10,12 @@ through `study.add_trials`, so the importance endpoint has a real study to read.
 
     python bench/dashboard_scale.py --json bench/results/dashboard_scale.json
 
-Each endpoint is called once right after the server started (cold: no Optuna storage,
-no importance cache, SQLite pages not yet read by this process) and then `--calls` times
-(warm); the table shows the cold time and the median and max of the warm calls.
+Each endpoint is called once right after the server started, in the order the sweep page
+makes them (cold: first overview in the process, no Optuna storage yet, the importance
+computation running in the background), then the script waits until importance is ready,
+then calls each `--calls` more times (warm: a page left open). The table shows the cold
+time and the median and max of the warm calls; "<1 s" means every call was under 1 s.
+The server runs in a thread of this process (uvicorn, HTTP over loopback with httpx).
 """
 
 from __future__ import annotations
@@ -276,32 +279,45 @@ def endpoints(sweep_id: int, rows: list[dict[str, Any]], trial_ids: list[int]) -
     }
 
 
-def measure(base: str, paths: dict[str, str], calls: int) -> list[dict[str, Any]]:
+def measure(base: str, paths: dict[str, str], calls: int) -> tuple[list[dict[str, Any]], float]:
+    """Cold: each endpoint once, in page order, right after start (the page request also
+    starts the importance computation in the background, which competes for the GIL).
+    Then wait until importance is ready (returned as the second value, seconds since the
+    page request). Warm: `calls` more of each, the steady state of a page left open."""
     import httpx
 
-    results = []
     with httpx.Client(base_url=base, timeout=120) as client:
-        for label, path in paths.items():
-            times = []
-            size = 0
-            for _ in range(calls + 1):
-                began = time.perf_counter()
-                response = client.get(path)
-                times.append(time.perf_counter() - began)
-                response.raise_for_status()
-                size = len(response.content)
-            warm = times[1:]
-            results.append(
-                {
-                    "endpoint": label,
-                    "cold_s": times[0],
-                    "warm_median_s": statistics.median(warm),
-                    "warm_max_s": max(warm),
-                    "bytes": size,
-                    "under_target": max(times) < TARGET_S,
-                }
-            )
-    return results
+        began = time.perf_counter()
+        cold = {label: _timed(client, path) for label, path in paths.items()}
+        importance = next(p for label, p in paths.items() if "importance" in label)
+        while client.get(importance).json().get("pending"):
+            time.sleep(0.1)
+        ready = time.perf_counter() - began
+        warm = {
+            label: [_timed(client, path) for _ in range(calls)] for label, path in paths.items()
+        }
+    results = []
+    for label in paths:
+        times = [t for t, _ in warm[label]]
+        results.append(
+            {
+                "endpoint": label,
+                "cold_s": cold[label][0],
+                "warm_median_s": statistics.median(times),
+                "warm_max_s": max(times),
+                "bytes": warm[label][-1][1],
+                "under_target": max([cold[label][0], *times]) < TARGET_S,
+            }
+        )
+    return results, ready
+
+
+def _timed(client: Any, path: str) -> tuple[float, int]:
+    began = time.perf_counter()
+    response = client.get(path)
+    elapsed = time.perf_counter() - began
+    response.raise_for_status()
+    return elapsed, len(response.content)
 
 
 def print_table(results: list[dict[str, Any]], build_s: float, args: argparse.Namespace) -> None:
@@ -334,13 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             trial_ids = _trial_ids(url, built["sweep_id"])
             paths = endpoints(built["sweep_id"], built["rows"], trial_ids)
-            results = measure(base, paths, args.calls)
+            results, ready_s = measure(base, paths, args.calls)
         finally:
             server.should_exit = True
     print_table(results, build_s, args)
+    print(f"importance ready {ready_s:.2f} s after the page was first requested")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_report(results, build_s, args), indent=2))
+        args.json.write_text(
+            json.dumps({**_report(results, build_s, args), "importance_ready_s": ready_s}, indent=2)
+        )
     return 0 if all(r["under_target"] for r in results) else 1
 
 
