@@ -35,6 +35,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The spec module imports transformers (seconds): pay it before the first request,
+        # not inside the first page view or submission.
+        import orchestrator.spec  # noqa: F401
+
         if controller is not None:
             controller.start()
         try:

@@ -19,7 +19,6 @@ from service import dashboard_data as data
 from service.deps import settings_of, store_of, sweep_or_404
 from service.importance import optuna_study_id, param_importance
 from service.overview import sweep_overview
-from service.reads import trial_labels
 from service.settings import ServeSettings
 from storage import Store, StoreError, TrialRecord
 
@@ -59,7 +58,7 @@ def sweep_curves(
     epoch overfitting starts at (validation loss up while training loss goes down)."""
     sweep_or_404(store, sweep_id)
     wanted = _ids(trials)
-    mine = trial_labels(store, sweep_id, wanted)
+    mine = {t.id: t for t in store.trial_summaries(sweep_id, trial_ids=wanted)} if wanted else {}
     chosen = [mine[i] for i in wanted if i in mine]
     evaluations = store.evaluations_of([t.id for t in chosen])
     return {"curves": [data.curve(t, evaluations.get(t.id, [])) for t in chosen]}

@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from service.reads import TrialLabel
 from storage import EvaluationRecord, SweepRecord, TrialState, TrialSummary
 
 MAX_CURVES = 50  # learning curves drawn at once; more is unreadable and only costs reads
@@ -84,7 +83,7 @@ def overfitting_epoch(evaluations: Sequence[EvaluationRecord]) -> float | None:
     return None
 
 
-def curve(trial: TrialLabel, evaluations: Sequence[EvaluationRecord]) -> dict[str, Any]:
+def curve(trial: TrialSummary, evaluations: Sequence[EvaluationRecord]) -> dict[str, Any]:
     return {
         "id": trial.id,
         "number": trial.number,

@@ -93,8 +93,11 @@ class ViewMixin:
 
         def _errors(self, action: str = ...) -> AbstractContextManager[None]: ...
 
-    def trial_summaries(self, sweep_id: int) -> list[TrialSummary]:
-        """Every trial of a sweep by number, with its evaluation count and last epoch."""
+    def trial_summaries(
+        self, sweep_id: int, trial_ids: Sequence[int] | None = None
+    ) -> list[TrialSummary]:
+        """Every trial of a sweep by number (or only `trial_ids`, those of this sweep),
+        with its evaluation count and last epoch."""
         counts = (
             select(
                 Evaluation.trial_id,
@@ -112,6 +115,8 @@ class ViewMixin:
             .where(Trial.sweep_id == sweep_id)
             .order_by(Trial.number)
         )
+        if trial_ids is not None:
+            query = query.where(Trial.id.in_(list(trial_ids)))
         with self._errors(), self._read_session.begin() as session:
             return [_summary(row) for row in session.execute(query)]
 
