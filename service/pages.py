@@ -18,6 +18,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
 from service import dashboard_data as data
+from service.controller import SERVER
 from service.dashboard_api import trial_or_404, trial_payload
 from service.deps import settings_of, store_of, sweep_or_404
 from service.formatting import FILTERS
@@ -80,6 +81,7 @@ def sweep_page(request: Request, sweep_id: int, store: StoreDep, settings: Setti
         parameters=data.searched_parameters(sweep.spec),
         formats=EXPORT_FORMATS,
         optuna_id=optuna_study_id(settings.db_url, sweep.name),
+        resumable=sweep.controller == SERVER and sweep.state.name in ("FAILED", "CANCELLED"),
     )
 
 

@@ -43,12 +43,14 @@ def free_port() -> int:
 
 
 def server_env(home: Path, step_seconds: float) -> dict[str, str]:
-    return {
+    env = {
         **os.environ,
         "SWEEPCTL_HOME": str(home),
         "SWEEPCTL_REPLAY_STEP_SECONDS": str(step_seconds),
         "PYTHONPATH": str(REPO),
     }
+    env.pop("SWEEPCTL_TOKEN", None)  # a loopback server with no token: tests post freely
+    return env
 
 
 @contextmanager

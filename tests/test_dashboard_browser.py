@@ -8,10 +8,6 @@ downloaded. Without it the test fails in CI (CI set) and is skipped elsewhere.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ import yaml
 from orchestrator.spec import load_spec
 from storage import Store
 from tests.conftest import REPO
-from tests.test_strategies import ANALYTIC
+from tests.service_process import running_server
 from tests.test_sweep_lifecycle import write_analytic_spec
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -48,54 +44,13 @@ def _require_chromium() -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"sweepctl serve exited {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"sweepctl serve did not answer in 60 s: {log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     _require_chromium()
     tmp = tmp_path_factory.mktemp("browser")
-    url, port = f"sqlite:///{tmp / 'serve.db'}", _free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO),
-        "SWEEPCTL_HOME": str(tmp / "home"),
-        "SWEEPCTL_REPLAY_STEP_SECONDS": "0.3",
-    }
-    env.pop("SWEEPCTL_TOKEN", None)
-    serve = [sys.executable, "-m", "orchestrator.cli", "serve", "--db", url, "--port", str(port)]
-    serve += ["--backend", "inline", "--runner", ANALYTIC]
-    log = tmp / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(serve, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, process, log)
-        yield {"base": base, "url": url, "tmp": tmp}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    url = f"sqlite:///{tmp / 'serve.db'}"
+    with running_server(tmp, url, step_seconds=0.3, extra=("--max-sweeps", "3")) as live:
+        yield {"base": live.url, "url": url, "tmp": tmp}
 
 
 @pytest.fixture(scope="module")
@@ -219,3 +174,22 @@ def test_a_script_sweep_name_is_shown_as_text(server: dict[str, Any], page: Any)
     expect(page.locator("#stages .stage-name")).to_have_text("<b>s</b>")
     expect(page.locator("#live")).not_to_be_empty()  # the scripts ran and drew the page
     assert dialogs == []
+
+
+def test_cancel_and_resume_from_the_sweep_page(server: dict[str, Any], page: Any) -> None:
+    from playwright.sync_api import expect
+
+    sweep_id = _submit(server, "resumable")
+    page.on("dialog", lambda dialog: dialog.accept())  # "Cancel this sweep?"
+    page.goto(f"{server['base']}/sweeps/{sweep_id}")
+    expect(page.locator('#trials tr[data-state="RUNNING"]').first).to_be_visible()
+    expect(page.locator("#resume")).to_be_hidden()
+    page.click("#cancel")
+    expect(page.locator("#sweep-state")).to_have_text("CANCELLED")
+    expect(page.locator("#cancel")).to_be_hidden()
+    page.click("#resume")
+    expect(page.locator("#sweep-state")).to_have_text("COMPLETED", timeout=90_000)
+    expect(page.locator("#resume")).to_be_hidden()
+    with Store(server["url"]) as store:
+        completed = [t for t in store.list_trials("resumable") if t.state.name == "COMPLETED"]
+    assert len(completed) == 11  # the cancelled points ran again after the resume

@@ -53,6 +53,12 @@
       .map(([k, n]) => `${k.toLowerCase()} ${n}`)
       .join(", ");
     document.getElementById("cancel").hidden = !["PENDING", "RUNNING"].includes(sweep.state);
+    document.getElementById("resume").hidden = !resumable(sweep);
+  }
+
+  // The server resumes only the sweeps it runs; a terminal's sweep is resumed from there.
+  function resumable(sweep) {
+    return sweep.controller === "server" && ["FAILED", "CANCELLED"].includes(sweep.state);
   }
 
   function renderStages(stages) {
@@ -204,9 +210,22 @@
     });
   }
 
+  function bindResume() {
+    const button = document.getElementById("resume");
+    const out = document.getElementById("cancel-result");
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      const result = await fetchJSON(`/api/v1/sweeps/${sweepId}/resume`, { method: "POST" });
+      out.textContent = result.ok ? "resumed; completed trials are kept" : detail(result.body);
+      button.disabled = false;
+      if (result.ok) poll(); // live updates had stopped with the sweep
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     bindTable();
     bindCancel();
+    bindResume();
     poll();
   });
 })();
