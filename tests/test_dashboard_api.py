@@ -17,7 +17,8 @@ from service.app import create_app
 from service.dashboard_data import overfitting_epoch
 from service.settings import ServeSettings
 from storage import EvaluationRecord, Store, TrialState
-from tests.test_strategies import ANALYTIC, SPACE
+from tests.test_strategies import SPACE
+from tests.test_sweep_cli import INLINE
 from tests.test_sweep_lifecycle import write_analytic_spec
 
 NASTY = "<script>alert(1)</script>"
@@ -35,17 +36,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SWEEPCTL_HOME", str(tmp / "home"))
         spec_path = write_analytic_spec(tmp, "dash")
-        launch = [
-            "launch",
-            str(spec_path),
-            "--db",
-            url,
-            "--backend",
-            "inline",
-            "--runner",
-            ANALYTIC,
-        ]
-        assert main(launch) == 0
+        assert main(["launch", str(spec_path), "--db", url, *INLINE]) == 0
     store = Store(url)
     try:
         nasty = _nasty_sweep(store, yaml.safe_load(spec_path.read_text()))

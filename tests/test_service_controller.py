@@ -128,16 +128,8 @@ def test_a_sweep_that_cannot_run_ends_failed_with_the_reason(
 
 
 def launch_with_server(spec: Path, server_url: str, home: Path) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "orchestrator.cli",
-        "launch",
-        str(spec),
-        "--server",
-        server_url,
-    ]
-    command += ["--runner", ANALYTIC]
+    cli = (sys.executable, "-m", "orchestrator.cli")
+    command = [*cli, "launch", str(spec), "--server", server_url, "--runner", ANALYTIC]
     return subprocess.run(
         command, cwd=REPO, env=server_env(home, 0.2), capture_output=True, text=True, timeout=120
     )
