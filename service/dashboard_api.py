@@ -9,6 +9,7 @@ sweepctl tables at all (importance, cached per finished-trial count).
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
@@ -28,21 +29,33 @@ SettingsDep = Annotated[ServeSettings, Depends(settings_of)]
 
 
 @router.get("/sweeps/{sweep_id}/trials")
-def sweep_trials(sweep_id: int, store: StoreDep) -> JSONResponse:
+def sweep_trials(
+    sweep_id: int,
+    store: StoreDep,
+    since: Annotated[
+        str | None, Query(description="the `cursor` of the previous answer: changed rows only")
+    ] = None,
+) -> JSONResponse:
     """Everything the live part of the sweep page redraws: overview (stages, counts,
     best), the trial table, the searched-parameter axes and the best-so-far line.
 
-    Returned as a ready JSONResponse: FastAPI's jsonable_encoder walks every value of a
-    returned dict and took 0.6 s of the 1 s budget at 10,000 trials; these values are
-    JSON-ready already (ISO strings, finite floats, the store's sanitised JSON)."""
+    With `since`, only rows that changed after it (less a margin for clocks of other
+    machines) are sent; the page merges them. At 10,000 trials that is a few KiB per poll
+    instead of 3.6 MB. Returned as a ready JSONResponse: FastAPI's jsonable_encoder walks
+    every value and took 0.6 s at 10,000 trials; these values are JSON-ready already."""
+    cursor = datetime.now(timezone.utc)
     sweep = sweep_or_404(store, sweep_id)
     summaries = store.trial_summaries(sweep_id)
     maximize = objective_of(sweep.spec).maximize
+    after = data.parse_cursor(since)
+    rows = summaries if after is None else data.changed_since(summaries, after)
     return JSONResponse(
         {
             "sweep": sweep_overview(sweep, summaries),
             "parameters": data.searched_parameters(sweep.spec),
-            "trials": [data.trial_row(t) for t in summaries],
+            "full": after is None,
+            "cursor": cursor.isoformat(),
+            "trials": [data.trial_row(t) for t in rows],
             "best_so_far": data.best_so_far(summaries, maximize),
         }
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from storage import EvaluationRecord, SweepRecord, TrialState, TrialSummary
@@ -36,18 +37,47 @@ def trial_row(trial: TrialSummary) -> dict[str, Any]:
 
 
 def best_so_far(trials: Iterable[TrialSummary], maximize: bool) -> list[dict[str, Any]]:
-    """The best completed objective after each completed trial, in trial-number order:
-    the line users read to see whether a sweep still improves."""
+    """The best completed objective after each improvement, in trial-number order, plus
+    the last completed trial: the step line users read to see whether a sweep still
+    improves. Only the steps are sent; 10,000 flat points would say nothing more."""
     best: float | None = None
-    points = []
+    points: list[dict[str, Any]] = []
+    last: dict[str, Any] | None = None
     for trial in sorted(trials, key=lambda t: t.number):
         value = _finite(trial.objective)
         if trial.state is not TrialState.COMPLETED or value is None:
             continue
+        last = {"number": trial.number, "id": trial.id, "value": value, "best": best}
         if best is None or (value > best if maximize else value < best):
-            best = value
-        points.append({"number": trial.number, "id": trial.id, "value": value, "best": best})
+            best = last["best"] = value
+            points.append(last)
+        last["best"] = best
+    if last is not None and (not points or points[-1] is not last):
+        points.append(last)
     return points
+
+
+# A row written by a worker on another machine carries that machine's clock; rows changed
+# this long before the cursor are sent again, which merging makes harmless.
+CURSOR_MARGIN = timedelta(seconds=30)
+
+
+def parse_cursor(since: str | None) -> datetime | None:
+    """The moment after which changes are wanted; None (a full answer) for no or a bad
+    cursor, so a client can always recover by asking afresh."""
+    if not since:
+        return None
+    try:
+        moment = datetime.fromisoformat(since)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment - CURSOR_MARGIN
+
+
+def changed_since(trials: Iterable[TrialSummary], after: datetime) -> list[TrialSummary]:
+    return [t for t in trials if t.changed_at > after]
 
 
 def searched_parameters(spec: dict[str, Any]) -> list[dict[str, Any]]:

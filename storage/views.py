@@ -40,9 +40,16 @@ class TrialSummary:
     error: str | None
     evaluations: int
     last_epoch: float | None
+    last_evaluation_at: datetime | None
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @property
+    def changed_at(self) -> datetime:
+        """When this row last changed: created, started, evaluated or finished."""
+        stamps = (self.started_at, self.finished_at, self.last_evaluation_at)
+        return max([self.created_at, *(s for s in stamps if s is not None)])
 
     @property
     def duration_s(self) -> float | None:
@@ -103,6 +110,7 @@ class ViewMixin:
                 Evaluation.trial_id,
                 func.count().label("n"),
                 func.max(Evaluation.epoch).label("last_epoch"),
+                func.max(Evaluation.created_at).label("last_evaluation_at"),
             )
             .join(Trial, Trial.id == Evaluation.trial_id)
             .where(Trial.sweep_id == sweep_id)
@@ -110,7 +118,7 @@ class ViewMixin:
             .subquery()
         )
         query = (
-            select(*_SUMMARY_COLUMNS, counts.c.n, counts.c.last_epoch)
+            select(*_SUMMARY_COLUMNS, counts.c.n, counts.c.last_epoch, counts.c.last_evaluation_at)
             .outerjoin(counts, counts.c.trial_id == Trial.id)
             .where(Trial.sweep_id == sweep_id)
             .order_by(Trial.number)
@@ -137,7 +145,7 @@ class ViewMixin:
 
 
 def _summary(row: Any) -> TrialSummary:
-    *fields, n, last_epoch = row
+    *fields, n, last_epoch, last_evaluation_at = row
     (id_, number, optuna_number, stage, state, params, objective, error, created, started, done) = (
         fields
     )
@@ -152,6 +160,7 @@ def _summary(row: Any) -> TrialSummary:
         error=error,
         evaluations=int(n or 0),
         last_epoch=last_epoch,
+        last_evaluation_at=last_evaluation_at,
         created_at=created,
         started_at=started,
         finished_at=done,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from fastapi.testclient import TestClient
 
 from orchestrator.cli import main
+from service import dashboard_data
 from service.app import create_app
 from service.dashboard_data import overfitting_epoch
 from service.settings import ServeSettings
@@ -86,12 +88,43 @@ def test_trials_endpoint_lists_every_trial_with_a_monotone_best_so_far(
     row = body["trials"][0]
     assert set(row["params"]) == set(SPACE) and row["epochs"] == 4.0 and row["evaluations"] == 4
     assert row["duration_s"] is not None and row["objective"] is not None
-    best = [p["best"] for p in body["best_so_far"]]
-    assert len(best) == 11 and best == sorted(best, reverse=True)  # minimized loss
-    assert all(p["best"] <= p["value"] for p in body["best_so_far"])
-    assert best[-1] == body["sweep"]["best"]["objective"]
+    steps = body["best_so_far"]  # the improvements, then the last completed trial
+    done = sorted(
+        (t for t in body["trials"] if t["state"] == "COMPLETED"), key=lambda t: t["number"]
+    )
+    running_best = [min(t["objective"] for t in done[: i + 1]) for i in range(len(done))]
+    improved = [
+        t["number"] for i, t in enumerate(done) if i == 0 or running_best[i] < running_best[i - 1]
+    ]
+    assert [p["number"] for p in steps] == sorted({*improved, done[-1]["number"]})
+    assert all(
+        p["best"] == running_best[[t["number"] for t in done].index(p["number"])] for p in steps
+    )
+    assert steps[-1]["best"] == body["sweep"]["best"]["objective"] == min(running_best)
+    assert body["full"] is True and body["cursor"]
     assert [s["name"] for s in body["sweep"]["stages"]] == ["screen", "bayes"]
     assert body["sweep"]["stages"][0]["done"] == 7 == body["sweep"]["stages"][0]["planned"]
+
+
+def test_later_polls_send_only_the_rows_that_changed(
+    client: TestClient, world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dashboard_data, "CURSOR_MARGIN", timedelta(0))
+    sweep_id = world["sweep"].id
+    first = _trials(client, sweep_id)
+    quiet = client.get(
+        f"/api/v1/sweeps/{sweep_id}/trials", params={"since": first["cursor"]}
+    ).json()
+    assert quiet["full"] is False and quiet["trials"] == []
+    assert quiet["sweep"]["trial_counts"] == first["sweep"]["trial_counts"]  # always whole
+    with Store(world["url"]) as store:
+        new = store.create_trial("dash", {}, {"learning_rate": 1e-5}, {}, stage="bayes")
+        store.set_trial_state(new, TrialState.RUNNING)
+        store.set_trial_state(new, TrialState.FAILED, error="cancelled by the test")
+    changed = client.get(f"/api/v1/sweeps/{sweep_id}/trials", params={"since": quiet["cursor"]})
+    assert [(t["id"], t["state"]) for t in changed.json()["trials"]] == [(new, "FAILED")]
+    bad = client.get(f"/api/v1/sweeps/{sweep_id}/trials", params={"since": "yesterday"}).json()
+    assert bad["full"] is True and len(bad["trials"]) == len(first["trials"]) + 1
 
 
 def test_curves_only_for_the_asked_trials_of_this_sweep(

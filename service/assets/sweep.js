@@ -11,14 +11,25 @@
   const MAX_ROWS = 500; // the DOM stays small at 10,000 trials; filter or sort to see others
   const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
   const view = { data: null, sortKey: "number", sortParam: null, desc: false, picked: new Set() };
+  const rows = new Map(); // trial id -> row; polls after the first send changed rows only
+  let cursor = null;
+
+  function merge(body) {
+    if (body.full) rows.clear();
+    for (const row of body.trials) rows.set(row.id, row);
+    cursor = body.cursor;
+    body.trials = [...rows.values()].sort((a, b) => a.number - b.number);
+    return body;
+  }
 
   async function poll() {
     const live = document.getElementById("live");
     let finished = false;
     try {
-      const result = await fetchJSON(`/api/v1/sweeps/${sweepId}/trials`);
+      const query = cursor ? `?since=${encodeURIComponent(cursor)}` : "";
+      const result = await fetchJSON(`/api/v1/sweeps/${sweepId}/trials${query}`);
       if (result.ok) {
-        view.data = result.body;
+        view.data = merge(result.body);
         render();
         finished = FINISHED.has(result.body.sweep.state);
         live.textContent = finished
