@@ -268,6 +268,8 @@ def endpoints(sweep_id: int, rows: list[dict[str, Any]], trial_ids: list[int]) -
     return {
         "page /sweeps/{id}": f"/sweeps/{sweep_id}",
         "GET /api/v1/sweeps/{id}/trials": f"/api/v1/sweeps/{sweep_id}/trials",
+        # every later poll of the page: rows changed since its previous answer (none here)
+        "GET …/trials?since=cursor": f"/api/v1/sweeps/{sweep_id}/trials?since={_cursor()}",
         "GET /api/v1/sweeps/{id}/curves (3)": f"/api/v1/sweeps/{sweep_id}/curves?trials={best3}",
         "GET /api/v1/sweeps/{id}/curves (50)": f"/api/v1/sweeps/{sweep_id}/curves?trials={fifty}",
         "GET /api/v1/sweeps/{id}/ofat": f"/api/v1/sweeps/{sweep_id}/ofat",
@@ -277,6 +279,12 @@ def endpoints(sweep_id: int, rows: list[dict[str, Any]], trial_ids: list[int]) -
         "page / (sweeps)": "/",
         "GET /api/v1/sweeps/{id}": f"/api/v1/sweeps/{sweep_id}",
     }
+
+
+def _cursor() -> str:
+    from urllib.parse import quote
+
+    return quote(datetime.now(timezone.utc).isoformat())
 
 
 def measure(base: str, paths: dict[str, str], calls: int) -> tuple[list[dict[str, Any]], float]:
