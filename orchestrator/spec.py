@@ -429,6 +429,24 @@ def _absolute(value: Any, base_dir: Path) -> Any:
     return value
 
 
+def warm_up() -> None:
+    """Validate a minimal spec once, so the imports validation needs (transformers'
+    TrainingArguments, torch) happen now: a long-running server calls this at start-up
+    instead of making its first page view or submission wait seconds for them."""
+    SweepSpec.model_validate(
+        {
+            "name": "warm-up",
+            "model": "warm-up",
+            "dataset": {
+                "path": "csv",
+                "data_files": {"train": "warm-up.csv"},
+                "text_fields": ["text"],
+            },
+            "training": {"learning_rate": 1.0e-5},
+        }
+    )
+
+
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
     """JSON-ready form that `parse_spec` accepts back (builder kwargs included)."""
     return spec.model_dump(mode="json", by_alias=True)

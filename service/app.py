@@ -35,9 +35,11 @@ def create_app(settings: ServeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # The spec module imports transformers (seconds): pay it before the first request,
-        # not inside the first page view or submission.
-        import orchestrator.spec  # noqa: F401
+        # Validating a spec imports transformers' TrainingArguments (seconds): pay it before
+        # the first request, not inside the first page view or submission.
+        from orchestrator.spec import warm_up
+
+        warm_up()
 
         if controller is not None:
             controller.start()

@@ -10,14 +10,19 @@ exactly the trials Optuna was told about. Costs are kept off the 2-second refres
 - results are cached per (database, study, number of finished sweepctl trials): until
   another trial finishes the answer cannot change;
 - opening the sweep page starts the computation in the background (`prefetch`), so the
-  chart's request usually finds it done; concurrent requests share one computation.
+  chart's request usually finds it done; concurrent requests share one computation;
+- it runs in a separate process: reading 10,000 trials through Optuna is seconds of pure
+  Python, and in a thread it held the GIL while the page's other requests waited
+  (bench/dashboard_scale.py saw the trials poll go from 0.6 s to 2.4 s meanwhile).
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import warnings
-from concurrent.futures import Future, ThreadPoolExecutor, TimeoutError
+from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from typing import Any
 
@@ -28,7 +33,7 @@ WAIT_S = 0.5  # then answer "pending" (with the previous result, if any) and let
 _cache: dict[tuple[str, str, int], Future[dict[str, Any]]] = {}
 _latest: dict[tuple[str, str], dict[str, Any]] = {}
 _lock = threading.Lock()
-_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sweepctl-importance")
+_pool: ProcessPoolExecutor | None = None
 
 
 def param_importance(db_url: str, study_name: str, finished: int) -> dict[str, Any]:
@@ -42,6 +47,10 @@ def param_importance(db_url: str, study_name: str, finished: int) -> dict[str, A
     except TimeoutError:
         previous = _latest.get((db_url, study_name))
         return {**(previous or _empty("", 0, "computing…")), "pending": True}
+    except BrokenProcessPool:  # the worker died (killed, out of memory): the next call retries
+        with _lock:
+            _cache.pop((db_url, study_name, finished), None)
+        return {**_empty("", 0, "the importance worker stopped; retrying"), "pending": True}
     _latest[(db_url, study_name)] = result
     return {**result, "pending": False}
 
@@ -58,9 +67,17 @@ def _future(db_url: str, study_name: str, finished: int) -> Future[dict[str, Any
         if future is None:
             if len(_cache) >= _CACHE_SIZE:
                 _cache.pop(next(iter(_cache)))
-            future = _pool.submit(_compute, db_url, study_name)
+            future = _worker().submit(_compute, db_url, study_name)
             _cache[key] = future
     return future
+
+
+def _worker() -> ProcessPoolExecutor:
+    """Spawned, not forked: the server has threads (uvicorn, the controller, Ray)."""
+    global _pool
+    if _pool is None or getattr(_pool, "_broken", False):
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return _pool
 
 
 def optuna_study_id(db_url: str, study_name: str) -> int | None:
