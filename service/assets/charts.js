@@ -159,7 +159,22 @@ window.sweepCharts = (() => {
       shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: stage.baseline.mean, y1: stage.baseline.mean,
         line: { color: "rgb(200,120,40)", dash: "dash" } });
     }
-    return layout({ shapes, showlegend: false, yaxis: { title: { text: esc(metric) } } });
+    // Zoom to the values: from zero, differences of a point or two (what OFAT ranks) vanish.
+    return layout({ shapes, showlegend: false, yaxis: { title: { text: esc(metric) }, range: ofatRange(stage) } });
+  }
+
+  function ofatRange(stage) {
+    const values = [];
+    for (const p of stage.parameters) {
+      for (const e of p.effects) values.push(e.mean - (e.std || 0), e.mean + (e.std || 0));
+    }
+    if (stage.band) values.push(stage.band.low, stage.band.high);
+    if (stage.baseline && stage.baseline.mean !== null) values.push(stage.baseline.mean);
+    const finite = values.filter((v) => Number.isFinite(v));
+    if (!finite.length) return undefined;
+    const lo = Math.min(...finite), hi = Math.max(...finite);
+    const pad = (hi - lo) * 0.15 || Math.abs(hi) * 0.05 || 1;
+    return [lo - pad, hi + pad];
   }
 
   async function drawImportance(data) {
