@@ -15,6 +15,7 @@ Optuna's pruners keep their state in the study, so reusing one across trials is 
 from __future__ import annotations
 
 import json
+import warnings
 from typing import Any
 
 import optuna
@@ -23,11 +24,26 @@ from workers.job import TrialJob
 
 
 def make_pruner(pruning: dict[str, Any]) -> optuna.pruners.BasePruner:
+    """The spec's `pruning` as an Optuna pruner; with `patience`, wrapped in PatientPruner."""
+    pruner = _base_pruner(pruning)
+    patience = pruning.get("patience")
+    if patience is None or isinstance(pruner, optuna.pruners.NopPruner):
+        return pruner
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8, stable in use
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.pruners.PatientPruner(pruner, patience=int(patience))
+
+
+def _base_pruner(pruning: dict[str, Any]) -> optuna.pruners.BasePruner:
     algorithm = pruning.get("algorithm", "none")
     min_epochs = int(pruning.get("min_epochs", 1))
     factor = int(pruning.get("reduction_factor", 3))
     if algorithm == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=min_epochs - 1)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=3,
+            n_warmup_steps=min_epochs - 1,
+            n_min_trials=int(pruning.get("min_trials", 1)),
+        )
     if algorithm == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=min_epochs, reduction_factor=factor
