@@ -10,12 +10,14 @@ from typing import Any
 
 import optuna
 import pytest
+from rich.console import Console
 
 from orchestrator.backends import InlineBackend
 from orchestrator.reuse import REUSED_ATTR, KnownConfigs, copy_result
 from orchestrator.search import STAGE_ATTR
 from orchestrator.spec import SweepSpec
 from orchestrator.sweep import SweepRun, launch, resume
+from orchestrator.sweep_report import status_renderables
 from storage import Store, SweepState, TrialState
 from tests.analytic import loss
 from tests.test_strategies import ANALYTIC, SPACE, analytic_spec, run_sweep
@@ -103,6 +105,9 @@ def test_grid_after_ofat_reuses_the_points_ofat_already_ran(tmp_path: Path) -> N
     assert len(grid) == 4 and all(t.state is optuna.trial.TrialState.COMPLETE for t in grid)
     assert len(check_reused_trials_carry_their_source(run.study)) == 3
     assert stage_summary(store, "overlap", 1)["reused"] == 3
+    console = Console(width=160, record=True)
+    console.print(*status_renderables(store, "overlap"))
+    assert "3 reused" in console.export_text()  # `sweepctl status` shows it
 
 
 def test_a_configuration_in_flight_is_not_launched_a_second_time(tmp_path: Path) -> None:
