@@ -17,7 +17,15 @@ database per run.
 A run stops at that trial (the same way `sweepctl cancel` stops a sweep): later trials
 cannot change the figure. Plans that never reach it run their whole budget.
 
-    python bench/strategy_efficiency.py --seeds 10 --json out.json
+Compute counts trainings only: a configuration a sweep already finished is answered from
+that run without a worker (orchestrator/reuse.py), so it adds no trial-epochs, and the
+"re-run" column (epochs spent on a configuration already tried) stays 0 unless that breaks.
+Pruning rows are spec settings, `asha` or `median:patience=2:min_trials=3`
+(bench/efficiency_plans.py); the default pruned row is the setting chosen on dev seeds
+100-104 (--seed-base 100 --seeds 5), reported on seeds 0-9.
+
+    python bench/strategy_efficiency.py --json out.json          # the documented table
+    python bench/strategy_efficiency.py --plans staged --pruning asha,hyperband --seeds 3
 """
 
 from __future__ import annotations
