@@ -143,6 +143,15 @@ def space_size(distributions: dict[str, Any]) -> int | None:
     return size
 
 
+def in_space(dist: Any, value: Any) -> bool:
+    """Whether a value is one of the distribution's points (an OFAT value off a step grid,
+    say, is not, and must not count towards exhausting the stage's space)."""
+    try:
+        return bool(dist._contains(dist.to_internal_repr(value)))
+    except (ValueError, TypeError):
+        return False
+
+
 def _choices(dist: Any) -> int | None:
     from optuna.distributions import (
         CategoricalDistribution,

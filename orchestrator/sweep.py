@@ -23,7 +23,14 @@ import optuna
 
 from orchestrator.backends import ExecutionBackend
 from orchestrator.plan_spec import StageSpec
-from orchestrator.reuse import KnownConfigs, config_key, copy_result, is_reused, space_size
+from orchestrator.reuse import (
+    KnownConfigs,
+    config_key,
+    copy_result,
+    in_space,
+    is_reused,
+    space_size,
+)
 from orchestrator.search import (
     REPEAT_ATTR,
     STAGE_ATTR,
@@ -202,7 +209,8 @@ class StageProposer:
         return sum(repeat == 0 and self._pinned(dict(items)) for repeat, items in keys)
 
     def _pinned(self, params: dict[str, Any]) -> bool:
-        return all(params.get(k) == v for k, v in self.fixed.items())
+        pinned = all(params.get(k) == v for k, v in self.fixed.items())
+        return pinned and all(in_space(self.space[n], params.get(n)) for n in self.names)
 
     def ask(self) -> tuple[optuna.Trial, int] | None:
         """A trial to launch, or None when the proposal was answered without a worker."""
