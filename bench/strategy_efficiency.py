@@ -17,7 +17,15 @@ database per run.
 A run stops at that trial (the same way `sweepctl cancel` stops a sweep): later trials
 cannot change the figure. Plans that never reach it run their whole budget.
 
-    python bench/strategy_efficiency.py --seeds 10 --json out.json
+Compute counts trainings only: a configuration a sweep already finished is answered from
+that run without a worker (orchestrator/reuse.py), so it adds no trial-epochs, and the
+"re-run" column (epochs spent on a configuration already tried) stays 0 unless that breaks.
+Pruning rows are spec settings, `asha` or `median:patience=2:min_trials=3`
+(bench/efficiency_plans.py); the default pruned row is the setting chosen on dev seeds
+100-104 (--seed-base 100 --seeds 5), reported on seeds 0-9.
+
+    python bench/strategy_efficiency.py --json out.json          # the documented table
+    python bench/strategy_efficiency.py --plans staged --pruning asha,hyperband --seeds 3
 """
 
 from __future__ import annotations
@@ -43,36 +51,21 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/strategy_efficiency.py` from the repo root
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.efficiency_plans import (  # noqa: E402 (after the sys.path line)
+    CHOSEN_PRUNING,
+    DATASET,
+    GRID,
+    PLAN_NAMES,
+    PRUNERS,
+    Plan,
+    plans,
+    sweep_spec,
+)
+
 NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
-DATASET = "material-sw-en"
-SPACE: dict[str, list[Any]] = {  # every NMTLC scratch-run hyperparameter of this corpus
-    "bpe": [1, 2, 4, 8, 16, 32],
-    "num_layers": [1, 2, 4, 6],
-    "model_size": [256, 512, 1024],
-    "ff_num_hidden": [1024, 2048],
-    "initial_lr": [0.0003, 0.0006, 0.001],
-}
-BASELINE = {  # the spec's model_args, as in the issue's example spec: OFAT's reference point
-    "bpe": 8,
-    "num_layers": 2,
-    "model_size": 512,
-    "ff_num_hidden": 1024,
-    "initial_lr": 0.0006,
-}
-PRUNERS = ("none", "asha", "median")  # sweepctl's pruning.algorithm, min_epochs 1
 TOLERANCE = 1e-9
 ISSUE_TARGET_FRACTION = 0.25
 NEAR = 0.01  # a second, looser mark: within 1% of the grid best
-PLAN_NAMES = ("grid", "random", "tpe", "gp", "staged")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A named list of stages; `{seed}` in a stage's seed is the run's seed."""
-
-    name: str
-    stages: tuple[dict[str, Any], ...]
-    shuffle_grid: bool = False  # the full grid runs in a seeded random order
 
 
 @dataclass(frozen=True)
@@ -103,75 +96,6 @@ class Outcome:
     failed: int
     wall_s: float
     per_trial: list[TrialStep] = field(default_factory=list)
-
-
-# --- plans ------------------------------------------------------------------------------------
-
-
-def sampled(name: str, strategy: str, n_trials: int, sampler: str = "tpe") -> Plan:
-    stage: dict[str, Any] = {"name": name, "strategy": strategy, "n_trials": n_trials}
-    if strategy == "bayes":
-        stage["sampler"] = sampler
-    return Plan(name, ({**stage, "seed": "{seed}"},))
-
-
-def staged(grid_top: int, bayes_top: int, n_trials: int) -> Plan:
-    """OFAT over every value of every parameter -> grid over the top `grid_top` (all their
-    values, the rest at the best so far) -> TPE over the top `bayes_top`, warm-started."""
-    name = f"staged g{grid_top} t{bayes_top}x{n_trials}"
-    stages = (
-        {"name": "screen", "strategy": "ofat"},
-        {"name": "grid", "strategy": "grid", "parameters": {"top": grid_top, "from": "screen"}},
-        {
-            "name": "bayes",
-            "strategy": "bayes",
-            "parameters": {"top": bayes_top, "from": "screen"},
-            "n_trials": n_trials,
-            "warm_start": True,
-            "seed": "{seed}",
-        },
-    )
-    return Plan(name, stages)
-
-
-GRID = Plan("grid", ({"name": "grid", "strategy": "grid"},), shuffle_grid=True)
-
-
-def plans(args: argparse.Namespace) -> list[Plan]:
-    every = {
-        "grid": [GRID],
-        "random": [sampled("random", "random", args.n_trials)],
-        "tpe": [sampled("tpe", "bayes", args.n_trials)],
-        "gp": [sampled("gp", "bayes", args.gp_trials, sampler="gp")],
-        "staged": [staged(*setting) for setting in args.staged],
-    }
-    return [plan for name in args.plans for plan in every[name]]
-
-
-def sweep_spec(plan: Plan, pruning: str, seed: int) -> Any:
-    from orchestrator.spec import SweepSpec
-
-    stages = [_seeded(stage, seed) for stage in plan.stages]
-    return SweepSpec.model_validate(
-        {
-            "name": "efficiency",
-            "model": "replay",
-            "model_args": BASELINE,
-            "dataset": {"path": "nmtlc", "name": DATASET, "text_fields": ["x"]},
-            "objective": {"metric": "loss"},
-            "tracking": {"wandb": {"mode": "disabled"}},
-            "search_space": {
-                name: {"type": "categorical", "choices": values, "ofat": values}
-                for name, values in SPACE.items()
-            },
-            "stages": stages,
-            "pruning": {"algorithm": pruning, "min_epochs": 1},
-        }
-    )
-
-
-def _seeded(stage: dict[str, Any], seed: int) -> dict[str, Any]:
-    return {**stage, "seed": seed} if stage.get("seed") == "{seed}" else dict(stage)
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -426,7 +350,7 @@ def _median_or_inf(values: list[int | None]) -> float:
 
 
 HEADER = (
-    f"{'plan':<18} | {'pruning':<7} | {'to grid best':>12} | {'% grid':>6} | {'reached':>7} "
+    f"{'plan':<18} | {'pruning':<22} | {'to grid best':>12} | {'% grid':>6} | {'reached':>7} "
     f"| {'trials':>6} | {'to 1%':>5} | {'% grid':>6} | {'in 1%':>5} | {'spent':>5} "
     f"| {'re-run':>6} | {'best':>7}"
 )
@@ -455,7 +379,7 @@ def render(reference: Outcome, table: list[Row], env: dict[str, Any]) -> str:
 
 def _render_row(row: Row, full: int) -> str:
     return (
-        f"{row.plan:<18} | {row.pruning:<7} | {_count(row.median_epochs):>12} | "
+        f"{row.plan:<18} | {row.pruning:<22} | {_count(row.median_epochs):>12} | "
         f"{_share(row.median_epochs, full):>6} | {row.reached:>3}/{row.seeds:<3} | "
         f"{_count(row.median_trials):>6} | {_count(row.median_near_epochs):>5} | "
         f"{_share(row.median_near_epochs, full):>6} | {row.near_reached:>2}/{row.seeds:<2} | "
@@ -537,8 +461,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--pruning",
         type=lambda text: text.split(","),
-        default=["none", "asha"],
-        help=f"comma-separated subset of {','.join(PRUNERS)} (min_epochs 1 each)",
+        default=["none", CHOSEN_PRUNING],
+        help=f"comma-separated pruning settings: {'|'.join(PRUNERS)}, optionally with spec "
+        "keys, e.g. asha:min_epochs=3:patience=2 (min_epochs 1 unless given)",
     )
     parser.add_argument("--rerun-grid", action="store_true", help="replay each shuffled grid")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes")

@@ -59,9 +59,27 @@ class ResourcesSpec(StrictModel):
 
 
 class PruningSpec(StrictModel):
+    """`patience` wraps the pruner in Optuna's PatientPruner: a trial whose objective
+    improved within the last `patience` evaluations is never pruned. Why: some of the best
+    configurations start slowly and keep improving long after fast starters flatten out;
+    rung comparisons alone stop them early (docs/benchmarks.md, strategy efficiency).
+    `min_trials` is MedianPruner's n_min_trials: a step is judged only when at least that
+    many completed trials reported it, so a long run late in training is not pruned for
+    being behind the one or two other runs that got that far."""
+
     algorithm: Literal["none", "median", "asha", "hyperband"] = "none"
     min_epochs: int = Field(default=1, ge=1)
     reduction_factor: int = Field(default=3, ge=2)
+    patience: int | None = Field(default=None, ge=1)
+    min_trials: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _keys_need_their_pruner(self) -> PruningSpec:
+        if self.patience is not None and self.algorithm == "none":
+            raise ValueError("patience applies to a pruner: set algorithm too")
+        if self.min_trials != 1 and self.algorithm != "median":
+            raise ValueError("min_trials applies to algorithm 'median' only")
+        return self
 
 
 def check_plan(stages: list[StageSpec], search_space: dict[str, Any]) -> None:

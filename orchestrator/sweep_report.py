@@ -184,7 +184,11 @@ def _stages_table(sweep: SweepRecord, trials: list[TrialRecord]) -> Table:
         table.add_column(title)
     for stage in sweep.stages:
         mine = [t for t in trials if t.stage == stage.name]
-        table.add_row(stage.name, stage.strategy, stage.state.name, counts_text(state_counts(mine)))
+        counts = counts_text(state_counts(mine))
+        reused = (stage.summary or {}).get("reused")
+        if reused:  # answered from an earlier run of the same configuration: no training
+            counts += f", {reused} reused"
+        table.add_row(stage.name, stage.strategy, stage.state.name, counts)
     unstaged = [t for t in trials if t.stage is None]
     if unstaged:  # single `sweepctl trial` runs adopted by the sweep
         table.add_row("(single trials)", "-", "-", counts_text(state_counts(unstaged)))
