@@ -60,13 +60,17 @@ def _stages(sweep: SweepRecord, trials: list[TrialSummary]) -> list[dict[str, An
         done = [t for t in mine if t.state in (TrialState.COMPLETED, TrialState.PRUNED)]
         starts = [t.started_at for t in mine if t.started_at]
         ends = [t.finished_at for t in mine if t.finished_at]
+        # answered from an earlier run of the same configuration (no training, no stored
+        # trial); the stage summary counts them once the stage has finished
+        reused = int((stage.summary or {}).get("reused") or 0)
         rows.append(
             {
                 "name": stage.name,
                 "strategy": stage.strategy,
                 "state": stage.state.name,
                 "planned": planned.get(stage.name),
-                "done": len(done),
+                "done": len(done) + reused,
+                "reused": reused,
                 "trials": len(mine),
                 "started_at": min(starts).isoformat() if starts else None,
                 "finished_at": max(ends).isoformat() if ends else None,

@@ -12,12 +12,14 @@ import optuna
 import pytest
 from rich.console import Console
 
+import orchestrator.sweep as sweep_module
 from orchestrator.backends import InlineBackend
 from orchestrator.reuse import REUSED_ATTR, KnownConfigs, copy_result
 from orchestrator.search import STAGE_ATTR
 from orchestrator.spec import SweepSpec
 from orchestrator.sweep import SweepRun, launch, resume
 from orchestrator.sweep_report import status_renderables
+from service.overview import sweep_overview
 from storage import Store, SweepState, TrialState
 from tests.analytic import loss
 from tests.test_strategies import ANALYTIC, SPACE, analytic_spec, run_sweep
@@ -108,6 +110,9 @@ def test_grid_after_ofat_reuses_the_points_ofat_already_ran(tmp_path: Path) -> N
     console = Console(width=160, record=True)
     console.print(*status_renderables(store, "overlap"))
     assert "3 reused" in console.export_text()  # `sweepctl status` shows it
+    sweep = store.get_sweep("overlap")  # and the dashboard counts them as done
+    grid_row = sweep_overview(sweep, store.trial_summaries(sweep.id))["stages"][1]
+    assert (grid_row["done"], grid_row["planned"], grid_row["reused"]) == (4, 4, 3)
 
 
 def test_a_configuration_in_flight_is_not_launched_a_second_time(tmp_path: Path) -> None:
@@ -207,3 +212,20 @@ def test_ofat_repeats_with_other_seeds_are_not_taken_for_repeats(tmp_path: Path)
     run, store = run_sweep(spec, tmp_path)
     assert len(store.list_trials("seeds")) == 2 * (1 + 2 * len(SPACE))
     assert not [t for t in run.study.get_trials() if REUSED_ATTR in t.user_attrs]
+
+
+def test_a_sampler_that_keeps_proposing_known_configurations_ends_the_stage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guard for a sampler that never leaves what it knows (GPSampler with pruning
+    does): after MAX_REPEAT_STREAK known proposals in a row the stage ends, trained or not.
+    A streak of 2 makes the real RandomSampler hit it in the 4-point space."""
+    monkeypatch.setattr(sweep_module, "MAX_REPEAT_STREAK", 2)
+    stage = {"name": "s", "strategy": "random", "n_trials": 12, "seed": 1}
+    run, store = run_sweep(tiny_spec("streak", stage), tmp_path)
+    stored = store.list_trials("streak")
+    assert 1 <= len(stored) < 4 and set(configs(stored).values()) == {1}
+    summary = stage_summary(store, "streak")
+    assert summary["ended_by"] == "repeats"
+    trials = sorted(run.study.get_trials(), key=lambda t: t.number)
+    assert [REUSED_ATTR in t.user_attrs for t in trials[-2:]] == [True, True]

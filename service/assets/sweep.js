@@ -82,7 +82,7 @@
           el("span", { className: "stage-name" }, st.name),
           el("span", { className: "muted" }, st.strategy),
           el("span", { className: "state state-" + st.state.toLowerCase() }, st.state),
-          el("span", {}, `${st.done}/${planned} trials`),
+          el("span", {}, `${st.done}/${planned} trials${st.reused ? ` (${st.reused} reused)` : ""}`),
         );
         return item;
       }),
