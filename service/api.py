@@ -57,7 +57,7 @@ def health(settings: SettingsDep, request: Request) -> dict[str, Any]:
 
 @router.get("/sweeps")
 def list_sweeps(store: StoreDep) -> list[dict[str, Any]]:
-    return [sweep_overview(s, store.trial_summaries(s.id)) for s in store.list_sweeps()]
+    return [sweep_overview(store, s) for s in store.list_sweeps()]
 
 
 @router.post("/sweeps", status_code=201)
@@ -97,7 +97,7 @@ def create_queued_sweep(store: Store, spec: Any) -> dict[str, Any]:
 @router.get("/sweeps/{sweep_id}")
 def get_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
     sweep = sweep_or_404(store, sweep_id)
-    return {**sweep_overview(sweep, store.trial_summaries(sweep_id)), "spec": sweep.spec}
+    return {**sweep_overview(store, sweep), "spec": sweep.spec}
 
 
 @router.post("/sweeps/{sweep_id}/cancel")

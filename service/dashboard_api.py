@@ -45,18 +45,18 @@ def sweep_trials(
     every value and took 0.6 s at 10,000 trials; these values are JSON-ready already."""
     cursor = datetime.now(timezone.utc)
     sweep = sweep_or_404(store, sweep_id)
-    summaries = store.trial_summaries(sweep_id)
+    stats = store.sweep_stats(sweep_id)
     maximize = objective_of(sweep.spec).maximize
     after = data.parse_cursor(since)
-    rows = summaries if after is None else data.changed_since(summaries, after)
+    rows = store.trial_summaries(sweep_id, changed_after=after)
     return JSONResponse(
         {
-            "sweep": sweep_overview(sweep, summaries),
+            "sweep": sweep_overview(store, sweep, stats),
             "parameters": data.searched_parameters(sweep.spec),
             "full": after is None,
             "cursor": cursor.isoformat(),
             "trials": [data.trial_row(t) for t in rows],
-            "best_so_far": data.best_so_far(summaries, maximize),
+            "best_so_far": data.best_so_far(stats.completed, maximize),
         }
     )
 

@@ -36,20 +36,23 @@ def trial_row(trial: TrialSummary) -> dict[str, Any]:
     }
 
 
-def best_so_far(trials: Iterable[TrialSummary], maximize: bool) -> list[dict[str, Any]]:
+def best_so_far(
+    completed: Iterable[tuple[int, int, float]], maximize: bool
+) -> list[dict[str, Any]]:
     """The best completed objective after each improvement, in trial-number order, plus
     the last completed trial: the step line users read to see whether a sweep still
-    improves. Only the steps are sent; 10,000 flat points would say nothing more."""
+    improves. `completed` is (number, trial id, objective) in number order. Only the
+    steps are sent; 10,000 flat points would say nothing more."""
     best: float | None = None
     points: list[dict[str, Any]] = []
     last: dict[str, Any] | None = None
-    for trial in sorted(trials, key=lambda t: t.number):
-        value = _finite(trial.objective)
-        if trial.state is not TrialState.COMPLETED or value is None:
+    for number, trial_id, objective in completed:
+        value = _finite(objective)
+        if value is None:
             continue
-        last = {"number": trial.number, "id": trial.id, "value": value, "best": best}
+        last = {"number": number, "id": trial_id, "value": value, "best": best}
         if best is None or (value > best if maximize else value < best):
-            best = last["best"] = value
+            best = value
             points.append(last)
         last["best"] = best
     if last is not None and (not points or points[-1] is not last):
@@ -74,10 +77,6 @@ def parse_cursor(since: str | None) -> datetime | None:
     if moment.tzinfo is None:
         return None
     return moment - CURSOR_MARGIN
-
-
-def changed_since(trials: Iterable[TrialSummary], after: datetime) -> list[TrialSummary]:
-    return [t for t in trials if t.changed_at > after]
 
 
 def searched_parameters(spec: dict[str, Any]) -> list[dict[str, Any]]:

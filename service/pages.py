@@ -60,7 +60,7 @@ def plotly_js() -> FileResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def sweeps_page(request: Request, store: StoreDep) -> Response:
-    sweeps = [sweep_overview(s, store.trial_summaries(s.id)) for s in store.list_sweeps()]
+    sweeps = [sweep_overview(store, s) for s in store.list_sweeps()]
     return render(request, "sweeps.html", sweeps=sweeps)
 
 
@@ -70,7 +70,7 @@ def sweep_page(request: Request, sweep_id: int, store: StoreDep, settings: Setti
         sweep = sweep_or_404(store, sweep_id)
     except HTTPException:
         return _not_found(request, f"sweep {sweep_id}")
-    overview = sweep_overview(sweep, store.trial_summaries(sweep_id))
+    overview = sweep_overview(store, sweep)
     prefetch(
         settings.db_url, sweep.name, data.finished_trials(sweep)
     )  # the importance chart asks next

@@ -24,7 +24,7 @@ from storage.urls import (
     resolve_db_url,
     sweepctl_home,
 )
-from storage.views import TrialSummary
+from storage.views import SweepStats, TrialSummary
 
 __all__ = [
     "DB_ENV",
@@ -38,6 +38,7 @@ __all__ = [
     "SweepExistsError",
     "SweepRecord",
     "SweepState",
+    "SweepStats",
     "TrialRecord",
     "TrialState",
     "TrialSummary",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.models import Evaluation, Trial
@@ -23,7 +23,7 @@ from storage.records import EvaluationRecord
 from storage.rows import evaluation_record
 from storage.states import TrialState
 
-__all__ = ["TrialSummary", "ViewMixin"]
+__all__ = ["StageCount", "SweepStats", "TrialSummary", "ViewMixin"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,6 @@ class TrialSummary:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-
-    @property
-    def changed_at(self) -> datetime:
-        """When this row last changed: created, started, evaluated or finished."""
-        stamps = (self.started_at, self.finished_at, self.last_evaluation_at)
-        return max([self.created_at, *(s for s in stamps if s is not None)])
 
     @property
     def duration_s(self) -> float | None:
@@ -91,6 +85,28 @@ _SUMMARY_COLUMNS = (
 )
 
 
+@dataclass(frozen=True)
+class StageCount:
+    """Trials of one stage in one state, with when the first started and the last ended."""
+
+    stage: str | None
+    state: TrialState
+    trials: int
+    first_started: datetime | None
+    last_finished: datetime | None
+
+
+@dataclass(frozen=True)
+class SweepStats:
+    completed: list[tuple[int, int, float]]  # (number, trial id, objective), by number
+    running: list[int]  # trial numbers
+    by_stage: list[StageCount]
+
+    @property
+    def started_at(self) -> datetime | None:
+        return min((c.first_started for c in self.by_stage if c.first_started), default=None)
+
+
 class ViewMixin:
     """Dashboard reads of ``storage.Store``."""
 
@@ -101,10 +117,14 @@ class ViewMixin:
         def _errors(self, action: str = ...) -> AbstractContextManager[None]: ...
 
     def trial_summaries(
-        self, sweep_id: int, trial_ids: Sequence[int] | None = None
+        self,
+        sweep_id: int,
+        trial_ids: Sequence[int] | None = None,
+        changed_after: datetime | None = None,
     ) -> list[TrialSummary]:
-        """Every trial of a sweep by number (or only `trial_ids`, those of this sweep),
-        with its evaluation count and last epoch."""
+        """Every trial of a sweep by number (or only `trial_ids`, those of this sweep, or
+        only those created, started, evaluated or finished after `changed_after`), with
+        its evaluation count and last epoch."""
         counts = (
             select(
                 Evaluation.trial_id,
@@ -125,8 +145,42 @@ class ViewMixin:
         )
         if trial_ids is not None:
             query = query.where(Trial.id.in_(list(trial_ids)))
+        if changed_after is not None:
+            stamps = (Trial.created_at, Trial.started_at, Trial.finished_at)
+            recent = [stamp > changed_after for stamp in stamps]
+            query = query.where(or_(*recent, counts.c.last_evaluation_at > changed_after))
         with self._errors(), self._read_session.begin() as session:
             return [_summary(row) for row in session.execute(query)]
+
+    def sweep_stats(self, sweep_id: int) -> SweepStats:
+        """What a sweep's overview needs, from aggregates: it costs the same whether the
+        page then wants every row or only the few that changed."""
+        sweep = Trial.sweep_id == sweep_id
+        completed = (
+            select(Trial.number, Trial.id, Trial.objective)
+            .where(sweep, Trial.state == TrialState.COMPLETED, Trial.objective.is_not(None))
+            .order_by(Trial.number)
+        )
+        stages = select(
+            Trial.stage,
+            Trial.state,
+            func.count(),
+            func.min(Trial.started_at),
+            func.max(Trial.finished_at),
+        ).where(sweep)
+        running = select(Trial.number).where(sweep, Trial.state == TrialState.RUNNING)
+        with self._errors(), self._read_session.begin() as session:
+            by_stage = [
+                StageCount(stage, state, int(n), first, last)
+                for stage, state, n, first, last in session.execute(
+                    stages.group_by(Trial.stage, Trial.state)
+                )
+            ]
+            return SweepStats(
+                completed=[(n, i, float(v)) for n, i, v in session.execute(completed)],
+                running=sorted(session.scalars(running)),
+                by_stage=by_stage,
+            )
 
     def evaluations_of(self, trial_ids: Sequence[int]) -> dict[int, list[EvaluationRecord]]:
         """Evaluations of the given trials only, each list in step order."""

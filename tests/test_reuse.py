@@ -111,7 +111,7 @@ def test_grid_after_ofat_reuses_the_points_ofat_already_ran(tmp_path: Path) -> N
     console.print(*status_renderables(store, "overlap"))
     assert "3 reused" in console.export_text()  # `sweepctl status` shows it
     sweep = store.get_sweep("overlap")  # and the dashboard counts them as done
-    grid_row = sweep_overview(sweep, store.trial_summaries(sweep.id))["stages"][1]
+    grid_row = sweep_overview(store, sweep)["stages"][1]
     assert (grid_row["done"], grid_row["planned"], grid_row["reused"]) == (4, 4, 3)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage import (
+    EvaluationRecord,
     StateTransitionError,
     Store,
     StoreError,
@@ -398,3 +399,30 @@ def test_server_sweeps_keep_their_controller_and_failure_reason(store: Store) ->
     assert (record.name, record.state, record.error) == ("mine", W.RUNNING, None)
     with pytest.raises(StoreError, match="sweep 999999 not found"):
         store.get_sweep_by_id(999999)
+
+
+def test_dashboard_views_aggregate_and_select_changed_trials(store: Store) -> None:
+    """The reads behind the dashboard agree with the rows on both backends: stats by stage
+    and state, completed objectives in number order, and 'changed after' by any stamp
+    (creation, start, an evaluation, the end)."""
+    sweep_id = store.create_sweep("views", SPEC, [("coarse", "ofat")])
+    done = store.create_trial("views", SPEC, {"lr": 1e-5}, {}, stage="coarse")
+    store.set_trial_state(done, T.RUNNING)
+    store.set_trial_state(done, T.COMPLETED, objective=0.5)
+    live = store.create_trial("views", SPEC, {"lr": 2e-5}, {}, stage="coarse")
+    store.set_trial_state(live, T.RUNNING)
+    cut = datetime.now(timezone.utc)
+    assert store.trial_summaries(sweep_id, changed_after=cut) == []
+    store.record_evaluation(live, EvaluationRecord(epoch=1.0, step=1, eval_loss=0.7))
+    [changed] = store.trial_summaries(sweep_id, changed_after=cut)
+    assert (changed.id, changed.evaluations, changed.last_epoch) == (live, 1, 1.0)
+    assert changed.last_evaluation_at is not None and changed.last_evaluation_at > cut
+    stats = store.sweep_stats(sweep_id)
+    numbers = {t.id: t.number for t in store.trial_summaries(sweep_id)}
+    assert stats.completed == [(numbers[done], done, 0.5)]
+    assert stats.running == [numbers[live]]
+    assert sorted((c.stage, c.state, c.trials) for c in stats.by_stage) == [
+        ("coarse", T.COMPLETED, 1),
+        ("coarse", T.RUNNING, 1),
+    ]
+    assert stats.started_at is not None and stats.started_at <= cut
