@@ -135,8 +135,10 @@ class ViewMixin:
             .join(Trial, Trial.id == Evaluation.trial_id)
             .where(Trial.sweep_id == sweep_id)
             .group_by(Evaluation.trial_id)
-            .subquery()
         )
+        if trial_ids is not None:  # count only their evaluations, not the whole sweep's
+            counts = counts.where(Evaluation.trial_id.in_(list(trial_ids)))
+        counts = counts.subquery()
         query = (
             select(*_SUMMARY_COLUMNS, counts.c.n, counts.c.last_epoch, counts.c.last_evaluation_at)
             .outerjoin(counts, counts.c.trial_id == Trial.id)
