@@ -59,22 +59,22 @@ class SweepController:
             ray.shutdown()
 
     def _serve(self) -> None:
-        try:
-            while not self._stopping.is_set():
+        while not self._stopping.is_set():
+            try:
                 self.tick()
-                self._stopping.wait(self.settings.poll_seconds)
-        except Exception:  # the API keeps serving; the log says why sweeps stopped starting
-            log.exception("controller loop stopped")
+            except Exception:  # a store hiccup: the next tick tries again
+                log.exception("controller tick failed")
+            self._stopping.wait(self.settings.poll_seconds)
 
     def tick(self) -> None:
         """Resume our orphaned RUNNING sweeps, then start queued ones, oldest first."""
         with self._lock:
             self._threads = {n: t for n, t in self._threads.items() if t.is_alive()}
         for sweep in self._own_sweeps(SweepState.RUNNING):
-            self._launch(sweep, resume=True)
+            self._start(sweep, resume=True)
         free = self.settings.max_concurrent_sweeps - len(self.running)
         for sweep in self._own_sweeps(SweepState.PENDING)[: max(free, 0)]:
-            self._launch(sweep, resume=False)
+            self._start(sweep, resume=False)
 
     def _own_sweeps(self, state: SweepState) -> list[SweepRecord]:
         return [
@@ -82,6 +82,15 @@ class SweepController:
             for s in self.store.list_sweeps()
             if s.controller == SERVER and s.state is state and s.name not in self._threads
         ]
+
+    def _start(self, sweep: SweepRecord, resume: bool) -> None:
+        """A sweep that cannot even start (Ray unreachable, `ray://` without ray[client])
+        ends FAILED with the reason instead of being retried every second."""
+        try:
+            self._launch(sweep, resume)
+        except Exception as exc:
+            log.error("sweep %s could not start: %s", sweep.name, exc)
+            self._mark_failed(sweep.name, f"{type(exc).__name__}: {exc}".splitlines()[0])
 
     def _launch(self, sweep: SweepRecord, resume: bool) -> None:
         if self.settings.backend == "ray" and not self._owns_ray:

@@ -171,3 +171,26 @@ def test_a_sweep_outlives_the_cli_and_a_killed_server(sqlite_url: str, tmp_path:
     assert set(Counter(tuple(sorted(t.params.items())) for t in screen).values()) == {1}
     assert len(screen) == 7 and len(after) == 11
     assert all(t.error == CRASH_REASON for t in trials if t.state is TrialState.FAILED)
+
+
+def test_a_sweep_that_cannot_reach_ray_fails_with_the_reason_and_the_next_one_is_tried(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """A `ray://` address needs the ray[client] extra, which is not installed: Ray refuses
+    at once. Each sweep ends FAILED with Ray's message; the controller goes on."""
+    settings = ServeSettings(
+        db_url=sqlite_url,
+        home=str(tmp_path / "home"),
+        ray_address="ray://head.invalid:10001",
+        runner=ANALYTIC,
+        poll_seconds=0.1,
+    )
+    with TestClient(create_app(settings)) as client:
+        submit(client, tmp_path, "one")
+        wait_for(lambda: sweep_state(sqlite_url, "one") is SweepState.FAILED, "the failure")
+        submit(client, tmp_path, "two")
+        wait_for(lambda: sweep_state(sqlite_url, "two") is SweepState.FAILED, "the next one")
+    with Store(sqlite_url) as store:
+        errors = {name: store.get_sweep(name).error for name in ("one", "two")}
+        assert store.list_trials("one") == []
+    assert all(e is not None and e.startswith("ValueError: Ray Client") for e in errors.values())
