@@ -12,7 +12,12 @@ from typing import Any
 from orchestrator.plan_spec import StageSpec, TopParameters
 from orchestrator.search import baseline
 from orchestrator.spec import SweepSpec
-from orchestrator.strategies import grid_proposals, ofat_proposals
+from orchestrator.strategies import (
+    OfatReport,
+    grid_proposals,
+    ofat_proposals,
+    stage_parameter_names,
+)
 
 
 def planned_trials(
@@ -42,13 +47,12 @@ def _planned(
 def _names(
     spec: SweepSpec, stage: StageSpec, summaries: dict[str, dict[str, Any] | None]
 ) -> list[str] | None:
-    if stage.parameters == "all":
-        return list(spec.search_space)
-    if not isinstance(stage.parameters, TopParameters):
-        return list(stage.parameters)
-    ranking = ((summaries.get(stage.parameters.from_stage) or {}).get("ofat") or {}).get("ranking")
-    if ranking is None:
+    """The orchestrator's own choice of parameters, from the stored OFAT reports."""
+    reports = {
+        name: OfatReport.from_dict(summary["ofat"])
+        for name, summary in summaries.items()
+        if summary and summary.get("ofat")
+    }
+    if isinstance(stage.parameters, TopParameters) and stage.parameters.from_stage not in reports:
         return None
-    signal = [p["name"] for p in ranking if not p.get("noise")]
-    noise = [p["name"] for p in ranking if p.get("noise")]
-    return (signal + noise)[: stage.parameters.top]
+    return stage_parameter_names(stage, spec, reports)

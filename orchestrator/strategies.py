@@ -116,6 +116,13 @@ class OfatReport:
         noise = [p.name for p in self.ranking if p.noise]
         return (signal + noise)[:k]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OfatReport:
+        """The report a completed OFAT stage stored in its summary (`to_dict`)."""
+        base = data.get("baseline") or {}
+        ranking = [ParameterImpact(**p) for p in data.get("ranking") or []]
+        return cls(base.get("mean"), base.get("std"), int(base.get("n") or 0), ranking)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": {

@@ -62,14 +62,9 @@ def when(value: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def params(values: dict[str, Any] | None) -> str:
-    return ", ".join(f"{k}={number(v)}" for k, v in (values or {}).items())
-
-
 FILTERS: dict[str, Callable[[Any], str]] = {
     "number": number,
     "duration": duration,
     "size": size,
     "when": when,
-    "params": params,
 }

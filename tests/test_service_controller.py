@@ -26,18 +26,17 @@ from tests.test_strategies import ANALYTIC
 from tests.test_sweep_lifecycle import write_analytic_spec
 
 
+def controller_settings(url: str, tmp_path: Path, **extra: Any) -> ServeSettings:
+    """Trials inline by default, and a controller that looks for work every 0.1 s."""
+    options: dict[str, Any] = {"backend": "inline", "runner": ANALYTIC, "poll_seconds": 0.1}
+    return ServeSettings(db_url=url, home=str(tmp_path / "home"), **{**options, **extra})
+
+
 @pytest.fixture
 def serve(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """The app with its controller running sweeps inline, trial steps slowed down."""
     monkeypatch.setenv("SWEEPCTL_REPLAY_STEP_SECONDS", "0.05")
-    settings = ServeSettings(
-        db_url=sqlite_url,
-        home=str(tmp_path / "home"),
-        backend="inline",
-        runner=ANALYTIC,
-        poll_seconds=0.1,
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(controller_settings(sqlite_url, tmp_path))) as client:
         yield client
 
 
@@ -178,12 +177,8 @@ def test_a_sweep_that_cannot_reach_ray_fails_with_the_reason_and_the_next_one_is
 ) -> None:
     """A `ray://` address needs the ray[client] extra, which is not installed: Ray refuses
     at once. Each sweep ends FAILED with Ray's message; the controller goes on."""
-    settings = ServeSettings(
-        db_url=sqlite_url,
-        home=str(tmp_path / "home"),
-        ray_address="ray://head.invalid:10001",
-        runner=ANALYTIC,
-        poll_seconds=0.1,
+    settings = controller_settings(
+        sqlite_url, tmp_path, backend="ray", ray_address="ray://head.invalid:10001"
     )
     with TestClient(create_app(settings)) as client:
         submit(client, tmp_path, "one")
