@@ -5,7 +5,7 @@ Import from here; the submodules are implementation detail.
 
 from __future__ import annotations
 
-from storage.errors import StoreError, SweepExistsError
+from storage.errors import LeaseHeldError, StoreError, SweepExistsError
 from storage.jsonsafe import sanitize_json
 from storage.records import (
     ArtifactRecord,
@@ -14,7 +14,8 @@ from storage.records import (
     SweepRecord,
     TrialRecord,
 )
-from storage.states import StateTransitionError, SweepState, TrialState
+from storage.liveness import TrialPulse, owner_name
+from storage.states import FailureKind, StateTransitionError, SweepState, TrialState
 from storage.store import Store
 from storage.urls import (
     DB_ENV,
@@ -31,6 +32,8 @@ __all__ = [
     "DEFAULT_HOME_ENV",
     "ArtifactRecord",
     "EvaluationRecord",
+    "FailureKind",
+    "LeaseHeldError",
     "StageRecord",
     "StateTransitionError",
     "Store",
@@ -39,10 +42,12 @@ __all__ = [
     "SweepRecord",
     "SweepState",
     "SweepStats",
+    "TrialPulse",
     "TrialRecord",
     "TrialState",
     "TrialSummary",
     "default_db_url",
+    "owner_name",
     "redact_url",
     "resolve_db_url",
     "sanitize_json",

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
@@ -64,11 +66,13 @@ def _on_sqlite_begin(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
 
 
-def create_store_engine(url: str) -> Engine:
+def create_store_engine(url: str, *, read_only: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, json_serializer=_dumps, pool_pre_ping=True)
     in_memory = parsed.database in (None, "", ":memory:")
+    if read_only and not in_memory:
+        return _read_only_sqlite_engine(Path(parsed.database or "").expanduser())
     if in_memory:
         # One shared connection, otherwise every pooled connection is a new empty DB.
         engine = create_engine(
@@ -83,3 +87,36 @@ def create_store_engine(url: str) -> Engine:
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _read_only_sqlite_engine(path: Path) -> Engine:
+    """A file this process may not write (a read-only copy or mount) opens through SQLite's
+    URI read-only mode; `immutable` as well when its directory is read-only too, because
+    reading a WAL database otherwise needs to create its -shm file next to it. A file we
+    can write opens normally: its live writers need the usual locking."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no sweepctl database at {path}")
+    writable = os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+    if writable:
+        engine = create_engine(f"sqlite:///{path}", json_serializer=_dumps)
+        event.listen(engine, "connect", _on_sqlite_connect_read_only)
+        event.listen(engine, "begin", _on_sqlite_begin)
+        return engine
+    flags = "mode=ro" if os.access(path.parent, os.W_OK) else "mode=ro&immutable=1"
+    uri = f"file:{quote(str(path.resolve()))}?{flags}"
+    engine = create_engine(
+        "sqlite://",
+        creator=lambda: sqlite3.connect(uri, uri=True, check_same_thread=False),
+        json_serializer=_dumps,
+    )
+    event.listen(engine, "connect", _on_sqlite_connect_read_only)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect_read_only(dbapi_connection: Any, _record: object) -> None:
+    """No journal-mode switch: that is a write."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.close()

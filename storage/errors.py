@@ -15,3 +15,7 @@ class SweepExistsError(StoreError):
 def first_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+class LeaseHeldError(StoreError):
+    """Another live orchestrator drives the sweep; the message names it (who, since)."""

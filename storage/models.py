@@ -99,6 +99,11 @@ class Sweep(Base):
     # "server" when `sweepctl serve` owns it (migration 0003); NULL for a terminal's sweep
     controller: Mapped[str | None] = mapped_column(String(32))
     error: Mapped[str | None] = mapped_column(Text)
+    # The lease (migration 0004): which orchestrator drives the sweep now ("host pid N"),
+    # since when, and until when it holds it unless it renews (storage.lease).
+    owner: Mapped[str | None] = mapped_column(String(200))
+    owner_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 
@@ -160,6 +165,12 @@ class Trial(Base):
     resources: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
+    # Migration 0004: why a FAILED trial failed (storage.states.FailureKind), which try of
+    # its configuration this is (1-based), the trial it retries, and the worker's last beat.
+    failure_kind: Mapped[str | None] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
+    retry_of: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

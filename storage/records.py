@@ -13,7 +13,7 @@ from typing import Any
 
 from storage.states import SweepState, TrialState
 
-_DATETIME_FIELDS = ("created_at", "started_at", "finished_at")
+_DATETIME_FIELDS = ("created_at", "started_at", "finished_at", "heartbeat_at")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,10 @@ class TrialRecord:
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     # Last and defaulted so positional construction from before 0002 keeps working.
     optuna_trial_number: int | None = None
+    failure_kind: str | None = None  # storage.states.FailureKind value, FAILED trials only
+    attempt: int = 1
+    retry_of: int | None = None  # the trial id this attempt retries
+    heartbeat_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for `--json` output and reports (ISO timestamps, state by name)."""
@@ -97,6 +101,9 @@ class SweepRecord:
     trial_counts: dict[str, int] = field(default_factory=dict)
     controller: str | None = None  # "server": queued, run and resumed by `sweepctl serve`
     error: str | None = None  # why the sweep ended FAILED
+    owner: str | None = None  # the orchestrator holding the lease ("host pid N")
+    owner_since: datetime | None = None
+    lease_expires_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready like TrialRecord.to_dict: ISO timestamps, states by name."""
@@ -111,4 +118,6 @@ class SweepRecord:
             "trial_counts": dict(self.trial_counts),
             "controller": self.controller,
             "error": self.error,
+            "owner": self.owner,
+            "owner_since": self.owner_since.isoformat() if self.owner_since else None,
         }

@@ -75,6 +75,10 @@ def trial_record(trial: Trial) -> TrialRecord:
         evaluations=[evaluation_record(row) for row in trial.evaluations],
         artifacts=[ArtifactRecord(row.kind, row.uri, row.size_bytes) for row in trial.artifacts],
         optuna_trial_number=trial.optuna_trial_number,
+        failure_kind=trial.failure_kind,
+        attempt=trial.attempt,
+        retry_of=trial.retry_of,
+        heartbeat_at=trial.heartbeat_at,
     )
 
 
@@ -95,4 +99,7 @@ def sweep_record(sweep: Sweep, counts: Mapping[TrialState, int]) -> SweepRecord:
         trial_counts={state.name: int(counts.get(state, 0)) for state in TrialState},
         controller=sweep.controller,
         error=sweep.error,
+        owner=sweep.owner,
+        owner_since=sweep.owner_since,
+        lease_expires_at=sweep.lease_expires_at,
     )

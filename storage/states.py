@@ -13,14 +13,21 @@ rules live in exactly one place::
                 +---------+            |
                 | RUNNING |            |
                 +---------+            |
-               /     |     \\           |
-              v      v      v          v
-      +-----------+ +--------+ +--------+
-      | COMPLETED | | PRUNED | | FAILED |
-      +-----------+ +--------+ +--------+
+               /     |     \\    \\    |
+              v      v      v    v    v
+      +-----------+ +--------+ +--------+ +-----------+
+      | COMPLETED | | PRUNED | | FAILED | | CANCELLED |  (PENDING -> CANCELLED too)
+      +-----------+ +--------+ +--------+ +-----------+
 
-    Finished states (COMPLETED, PRUNED, FAILED) are final: nothing leaves them,
-    so a late or duplicated message from a worker can never resurrect a trial.
+    Finished states (COMPLETED, PRUNED, FAILED, CANCELLED) are final: nothing leaves
+    them, so a late or duplicated message from a worker can never resurrect a trial.
+
+FAILED carries a ``FailureKind`` (why it failed), and CANCELLED means nobody let it
+finish (`sweepctl cancel`, Ctrl-C/SIGTERM of `launch`, an orchestrator that died). The
+record so keeps "this configuration is bad" apart from "this run was interrupted" and
+"the machine lost it", as Ax keeps failed, abandoned and early-stopped trials apart.
+Retries (orchestrator.retries) read the kind: infrastructure failures are retried, a
+NaN loss or a bad input never is.
 
 Sweeps and stages follow ``SweepState`` (below), which has its own diagram.
 """
@@ -38,21 +45,50 @@ class TrialState(str, enum.Enum):
     COMPLETED = "COMPLETED"
     PRUNED = "PRUNED"
     FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
 
     @property
     def is_finished(self) -> bool:
         return self in _FINISHED
 
 
-_FINISHED = frozenset({TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED})
+_FINISHED = frozenset(
+    {TrialState.COMPLETED, TrialState.PRUNED, TrialState.FAILED, TrialState.CANCELLED}
+)
+
+
+class FailureKind(str, enum.Enum):
+    """Why a FAILED trial failed; stored by value next to the state.
+
+    error        the training code raised (the user's exception, a crash in Trainer)
+    nan          the loss became NaN/inf: this configuration diverges
+    oom          out of memory (CUDA or host), raised in the trial or Ray's OOM killer
+    timeout      resources.trial_timeout elapsed; the evaluations so far are kept
+    worker_lost  the worker process died (SIGKILL, segfault) or stopped beating
+    bad_input    the spec, data or model the trial was given cannot run
+    """
+
+    ERROR = "error"
+    NAN = "nan"
+    OOM = "oom"
+    TIMEOUT = "timeout"
+    WORKER_LOST = "worker_lost"
+    BAD_INPUT = "bad_input"
+
+    @property
+    def is_deterministic(self) -> bool:
+        """Running the same configuration again would fail the same way."""
+        return self in (FailureKind.ERROR, FailureKind.NAN, FailureKind.BAD_INPUT)
 
 ALLOWED_TRANSITIONS: frozenset[tuple[TrialState, TrialState]] = frozenset(
     {
         (TrialState.PENDING, TrialState.RUNNING),
         (TrialState.PENDING, TrialState.FAILED),
+        (TrialState.PENDING, TrialState.CANCELLED),
         (TrialState.RUNNING, TrialState.COMPLETED),
         (TrialState.RUNNING, TrialState.PRUNED),
         (TrialState.RUNNING, TrialState.FAILED),
+        (TrialState.RUNNING, TrialState.CANCELLED),
     }
 )
 

@@ -27,10 +27,11 @@ from storage import migrate
 from storage.engine import READ_ONLY_OPTION, create_store_engine
 from storage.errors import StoreError, first_line
 from storage.jsonsafe import sanitize_float, sanitize_json
+from storage.liveness import LivenessMixin
 from storage.models import Artifact, Base, Sweep, Trial, utcnow
 from storage.records import EvaluationRecord, TrialRecord
 from storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
-from storage.states import StateTransitionError, TrialState, check_transition
+from storage.states import FailureKind, StateTransitionError, TrialState, check_transition
 from storage.sweeps import SweepMixin
 from storage.urls import normalize_db_url, redact_url
 from storage.views import ViewMixin
@@ -47,50 +48,87 @@ _UNFINISHED = (TrialState.PENDING, TrialState.RUNNING)
 def _transition_values(
     state: TrialState,
     *,
-    error: str | None,
-    traceback: str | None,
-    objective: float | None,
-    metrics: dict[str, Any] | None,
-    resources: dict[str, Any] | None,
+    error: str | None = None,
+    traceback: str | None = None,
+    objective: float | None = None,
+    metrics: dict[str, Any] | None = None,
+    resources: dict[str, Any] | None = None,
+    failure_kind: FailureKind | str | None = None,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Only the fields the caller supplied, so a transition never erases earlier results."""
+    """Only the fields the caller supplied, so a transition never erases earlier results.
+    A FAILED trial always has a kind: ``error`` unless the caller knows better."""
     values: dict[str, Any] = {"state": state}
+    now = utcnow()
     if state is TrialState.RUNNING:
-        values["started_at"] = utcnow()
+        values["started_at"] = now
+        values["heartbeat_at"] = now
     if state.is_finished:
-        values["finished_at"] = utcnow()
+        values["finished_at"] = now
+    if state is TrialState.FAILED:
+        failure_kind = FailureKind(failure_kind or FailureKind.ERROR)
+    elif failure_kind is not None:
+        raise ValueError(f"failure_kind applies to FAILED trials only, not {state.name}")
     optional = {
         "error": error,
         "traceback": traceback,
         "objective": sanitize_float(objective),
         "metrics": sanitize_json(metrics) if metrics is not None else None,
         "resources": sanitize_json(resources) if resources is not None else None,
+        "failure_kind": failure_kind.value if failure_kind is not None else None,
+        "config": sanitize_json(config) if config is not None else None,
     }
     values.update({key: value for key, value in optional.items() if value is not None})
     return values
 
 
-class Store(SweepMixin, ViewMixin):
+class Store(SweepMixin, ViewMixin, LivenessMixin):
     """Thread-safe within a process (one short session per call); across processes
     SQLite relies on WAL + busy_timeout and PostgreSQL on row locks. Sweep and stage
-    methods live in ``storage.sweeps.SweepMixin``."""
+    methods live in ``storage.sweeps.SweepMixin``, the lease and heartbeats in
+    ``storage.liveness.LivenessMixin``.
 
-    def __init__(self, url: str) -> None:
+    ``read_only=True`` (status, list, show, export) never migrates or writes, and opens a
+    SQLite file that this process cannot write (a read-only copy, a read-only mount)
+    through SQLite's read-only mode, so looking at a sweep never needs write access."""
+
+    def __init__(self, url: str, *, read_only: bool = False) -> None:
         self._url = normalize_db_url(url)
+        self.read_only = read_only
         try:
-            self._engine = create_store_engine(self._url)
+            self._engine = create_store_engine(self._url, read_only=read_only)
         except (ArgumentError, NoSuchModuleError) as exc:
             raise StoreError(f"invalid database URL {self.url}: {first_line(exc)}") from exc
+        except ImportError as exc:
+            raise StoreError(
+                f"database URL {self.url}: its driver is not installed ({first_line(exc)}); "
+                "install it or use sqlite:/// or postgresql:// (psycopg 3)"
+            ) from exc
+        except OSError as exc:
+            raise StoreError(f"database {self.url}: {first_line(exc)}") from exc
         self._session = sessionmaker(bind=self._engine, expire_on_commit=False)
-        read_only = self._engine.execution_options(**{READ_ONLY_OPTION: True})
-        self._read_session = sessionmaker(bind=read_only)
+        read_only_engine = self._engine.execution_options(**{READ_ONLY_OPTION: True})
+        self._read_session = sessionmaker(bind=read_only_engine)
         try:
             self._check_connection()
-            with self._errors("cannot migrate"):
-                migrate.upgrade(self._engine)
+            if read_only:
+                self._check_schema()
+            else:
+                with self._errors("cannot migrate"):
+                    migrate.upgrade(self._engine)
         except BaseException:
             self._engine.dispose()
             raise
+
+    def _check_schema(self) -> None:
+        """A read-only store cannot migrate: say so instead of failing on a missing column."""
+        with self._errors("cannot read"):
+            current = migrate.current_revision(self._engine)
+        if current != migrate.head_revision():
+            raise StoreError(
+                f"database {self.url} is at schema {current or 'none'}, this sweepctl needs "
+                f"{migrate.head_revision()}; open it once with write access to upgrade it"
+            )
 
     @property
     def url(self) -> str:
@@ -138,11 +176,15 @@ class Store(SweepMixin, ViewMixin):
         stage: str | None = None,
         *,
         optuna_trial_number: int | None = None,
+        attempt: int = 1,
+        retry_of: int | None = None,
     ) -> int:
         """Create the sweep on first use (its spec is never overwritten) and a PENDING trial.
 
         ``optuna_trial_number`` links the trial to the Optuna trial that proposed it;
         it is unique per sweep, so a resumed study cannot register a number twice.
+        ``attempt``/``retry_of``: a retried configuration is a new row pointing at the
+        trial it retries, so every try stays visible.
         """
         for attempt in range(1, _CREATE_ATTEMPTS + 1):
             try:
@@ -160,6 +202,8 @@ class Store(SweepMixin, ViewMixin):
                         state=TrialState.PENDING,
                         params=sanitize_json(params),
                         config=sanitize_json(config),
+                        attempt=attempt,
+                        retry_of=retry_of,
                     )
                     session.add(trial)
                     session.flush()
@@ -216,8 +260,12 @@ class Store(SweepMixin, ViewMixin):
         objective: float | None = None,
         metrics: dict[str, Any] | None = None,
         resources: dict[str, Any] | None = None,
+        failure_kind: FailureKind | str | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
-        """The only way a trial's state changes; results are written in the same transaction."""
+        """The only way a trial's state changes; results are written in the same transaction.
+        ``config`` lets a worker adopting an orchestrator's PENDING row fill in the
+        resolved configuration as it starts."""
         state = TrialState(state)
         values = _transition_values(
             state,
@@ -226,6 +274,8 @@ class Store(SweepMixin, ViewMixin):
             objective=objective,
             metrics=metrics,
             resources=resources,
+            failure_kind=failure_kind,
+            config=config,
         )
         with self._errors(), self._session.begin() as session:
             current = self._locked_state(session, trial_id)
@@ -298,9 +348,17 @@ class Store(SweepMixin, ViewMixin):
             trial = session.scalars(query).one_or_none()
             return trial_record(trial) if trial is not None else None
 
-    def fail_running_trials(self, sweep: str, reason: str) -> list[int]:
-        """Mark every PENDING/RUNNING trial of ``sweep`` FAILED with ``reason``; return
-        their ids (ascending).
+    def fail_running_trials(
+        self,
+        sweep: str,
+        reason: str,
+        *,
+        state: TrialState = TrialState.FAILED,
+        failure_kind: FailureKind | None = None,
+    ) -> list[int]:
+        """End every PENDING/RUNNING trial of ``sweep`` in ``state`` (FAILED, or CANCELLED
+        for a cancel or an interrupted orchestrator) with ``reason``; return their ids
+        (ascending).
 
         After an orchestrator crash or a cancel nobody will finish those trials, and
         leaving them RUNNING would make progress counts lie forever. One transaction,
@@ -308,14 +366,7 @@ class Store(SweepMixin, ViewMixin):
         a worker finishing a trial concurrently either wins (and it is left alone)
         or loses with StateTransitionError.
         """
-        values = _transition_values(
-            TrialState.FAILED,
-            error=reason,
-            traceback=None,
-            objective=None,
-            metrics=None,
-            resources=None,
-        )
+        values = _transition_values(state, error=reason, failure_kind=failure_kind)
         query = (
             select(Trial.id, Trial.state)
             .join(Trial.sweep)
@@ -326,9 +377,9 @@ class Store(SweepMixin, ViewMixin):
         with self._errors(), self._session.begin() as session:
             rows = session.execute(query).all()
             for trial_id, current in rows:
-                check_transition(trial_id, current, TrialState.FAILED)
+                check_transition(trial_id, current, state)
             for current in _UNFINISHED:
-                ids = [trial_id for trial_id, state in rows if state is current]
+                ids = [trial_id for trial_id, row_state in rows if row_state is current]
                 if not ids:
                     continue
                 # Conditional on the checked state: correct even without row locks.
@@ -341,7 +392,7 @@ class Store(SweepMixin, ViewMixin):
                 if session.execute(statement).rowcount != len(ids):
                     raise StateTransitionError(
                         f"trials of sweep {sweep!r} changed state concurrently; "
-                        "none were marked FAILED"
+                        f"none were marked {state.name}"
                     )
             return [trial_id for trial_id, _ in rows]
 

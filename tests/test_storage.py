@@ -55,7 +55,7 @@ def test_migrations_create_exactly_the_prefixed_tables(store_url: str) -> None:
     with Store(store_url) as store:
         tables = set(inspect(store._engine).get_table_names())
         assert tables == SWEEPCTL_TABLES | {VERSION_TABLE}
-        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0003"
+        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0004"
         assert migrate.schema_diff(store._engine) == []  # ORM models == migration
 
 
@@ -402,5 +402,10 @@ def test_sanitize_json_unwraps_numpy_and_rejects_unknown_objects() -> None:
 
 
 def test_state_helpers() -> None:
-    assert {s for s in TrialState if s.is_finished} == {S.COMPLETED, S.PRUNED, S.FAILED}
+    assert {s for s in TrialState if s.is_finished} == {
+        S.COMPLETED,
+        S.PRUNED,
+        S.FAILED,
+        S.CANCELLED,
+    }
     assert issubclass(StateTransitionError, ValueError)

@@ -58,7 +58,7 @@ PATH_TO = {
     W.FAILED: [W.RUNNING, W.FAILED],
     W.CANCELLED: [W.CANCELLED],
 }
-ZERO_COUNTS = dict.fromkeys(["PENDING", "RUNNING", "COMPLETED", "PRUNED", "FAILED"], 0)
+ZERO_COUNTS = dict.fromkeys(["PENDING", "RUNNING", "COMPLETED", "PRUNED", "FAILED", "CANCELLED"], 0)
 
 
 def new_sweep(store: Store, name: str = "sw") -> int:
@@ -111,7 +111,7 @@ def test_upgrade_from_0001_keeps_existing_sweeps_and_trials(store_url: str) -> N
     finally:
         engine.dispose()
     with Store(store_url) as store:
-        assert migrate.current_revision(store._engine) == "0003"
+        assert migrate.current_revision(store._engine) == "0004"
         assert migrate.schema_diff(store._engine) == []
         sweep = store.get_sweep("old")
         assert (sweep.state, sweep.stages, sweep.spec) == (W.PENDING, [], SPEC)
@@ -304,7 +304,14 @@ def test_get_sweep_counts_trials_by_state(store: Store) -> None:
             store.set_trial_state(trial_id, state)
     new_trial(store, "other")
     counts = store.get_sweep("sw").trial_counts
-    assert counts == {"PENDING": 2, "RUNNING": 1, "COMPLETED": 1, "PRUNED": 1, "FAILED": 1}
+    assert counts == {
+        "PENDING": 2,
+        "RUNNING": 1,
+        "COMPLETED": 1,
+        "PRUNED": 1,
+        "FAILED": 1,
+        "CANCELLED": 0,
+    }
     assert store.get_sweep("other").trial_counts == {**ZERO_COUNTS, "PENDING": 1}
 
 
