@@ -4,8 +4,18 @@ in `_launch` and `_poll`.
 RayBackend places each trial as a Ray task with the spec's cpus_per_trial/gpus_per_trial
 (Ray sets CUDA_VISIBLE_DEVICES for the task); a task that asks for a GPU runs in a worker
 process that exits afterwards (`max_calls=1`), so GPU memory is handed back between
-trials. InlineBackend runs each trial synchronously in this process: deterministic, no
-scheduling, for tests and replays.
+trials. Ray's own task retries are off (`max_retries=0`): a retry would re-run the same
+Optuna trial, which the store refuses, so the point was silently lost; sweepctl retries a
+configuration itself as a new attempt (orchestrator.retries). A dead worker comes back as
+a FAILED result with kind worker_lost (oom when Ray's memory monitor killed it).
+
+Without an address sweepctl starts its own local Ray (`address="local"`): plain
+`ray.init()` would join whatever cluster left its address file in Ray's temp directory
+(any `ray start`, a test suite's cluster) and send the sweep's database URL there.
+
+InlineBackend runs each trial synchronously in this process: deterministic, no
+scheduling, for tests and replays. It cannot stop a trial it is running, so heartbeat
+loss and trial_timeout are enforced on Ray only.
 
 Why ask/tell with Ray tasks and not Ray Tune + OptunaSearch: Tune's controller costs
 about a second per trial on its own (measured 1.1 s/trial on SQLite), keeps its own trial
@@ -30,8 +40,18 @@ class ExecutionBackend(ABC):
     def running(self) -> int:
         return len(self._running)
 
+    @property
+    def running_numbers(self) -> set[int]:
+        return set(self._running)
+
     def start(self, job: TrialJob) -> None:
         self._running[job.optuna_number] = self._launch(job)
+
+    def kill(self, number: int) -> None:
+        """Stop one trial now (hung or overdue); its result, if any, is never polled."""
+        handle = self._running.pop(number, None)
+        if handle is not None:
+            self._stop(handle)
 
     def poll(self, timeout: float) -> list[JobResult]:
         """Results of trials that finished, waiting at most `timeout` seconds for one."""
@@ -79,15 +99,24 @@ class RayBackend(ExecutionBackend):
 
         self._ray = ray
         self._owns_ray = init_ray(address)  # a caller's Ray session is left running
-        options: dict[str, Any] = {"num_cpus": cpus_per_trial, "num_gpus": gpus_per_trial}
+        try:
+            check_feasible(cpus_per_trial, gpus_per_trial)
+        except BaseException:
+            self.shutdown()
+            raise
+        options: dict[str, Any] = {
+            "num_cpus": cpus_per_trial,
+            "num_gpus": gpus_per_trial,
+            "max_retries": 0,
+        }
         if gpus_per_trial > 0:
             options["max_calls"] = 1
         self._task = ray.remote(**options)(execute_job)  # max_calls is refused by .options()
-        self._refs: dict[Any, int] = {}
+        self._refs: dict[Any, TrialJob] = {}
 
     def _launch(self, job: TrialJob) -> Any:
         ref = self._task.remote(job)
-        self._refs[ref] = job.optuna_number
+        self._refs[ref] = job
         return ref
 
     def _poll(self, timeout: float) -> list[JobResult]:
@@ -98,12 +127,17 @@ class RayBackend(ExecutionBackend):
         return [self._result(ref) for ref in ready]
 
     def _result(self, ref: Any) -> JobResult:
-        number = self._refs.pop(ref)
+        job = self._refs.pop(ref)
         try:
             return self._ray.get(ref)
         except Exception as exc:  # worker died (OOM-killed, segfault): the trial failed
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return JobResult(
-                number, "FAILED", error=f"worker process failed: {type(exc).__name__}: {exc}"
+                job.optuna_number,
+                "FAILED",
+                trial_id=job.trial_id,
+                error=f"worker process failed: {type(exc).__name__}: {detail}",
+                failure_kind=_ray_failure_kind(exc),
             )
 
     def _stop(self, handle: Any) -> None:
@@ -115,15 +149,30 @@ class RayBackend(ExecutionBackend):
             self._ray.shutdown()
 
 
+def _ray_failure_kind(exc: BaseException) -> str:
+    import ray.exceptions as errors
+
+    if isinstance(exc, errors.OutOfMemoryError):
+        return "oom"
+    if isinstance(exc, errors.RayTaskError):
+        return "error"  # the task raised outside execute_job's net (deserialising the job)
+    return "worker_lost"  # WorkerCrashedError, NodeDiedError, ObjectLostError, ...
+
+
+def ray_address(explicit: str | None) -> str:
+    """--ray-address, else a RAY_ADDRESS the user exported, else a new local Ray."""
+    return explicit or os.environ.get("RAY_ADDRESS") or "local"
+
+
 def init_ray(address: str | None) -> bool:
-    """Join `address` (or start a local Ray) unless this process already has a session;
-    True when this call started it, so the caller knows it must shut it down."""
+    """Join `address` (or start a private local Ray) unless this process already has a
+    session; True when this call started it, so the caller knows it must shut it down."""
     import ray
 
     if ray.is_initialized():
         return False
     ray.init(
-        address=address,
+        address=ray_address(address),
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
@@ -144,3 +193,26 @@ def _forwarded_environment() -> dict[str, str]:
         "TOKENIZERS_PARALLELISM",
     )
     return {k: os.environ[k] for k in keys if k in os.environ}
+
+
+def check_feasible(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse, before any row is written, a trial no node of the cluster can ever hold:
+    Ray would keep it pending forever with only a log warning nobody sees."""
+    import ray
+
+    from orchestrator.errors import UsageError
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
+        return
+    most_gpus = max((r.get("GPU", 0) for r in nodes), default=0)
+    most_cpus = max((r.get("CPU", 0) for r in nodes), default=0)
+    if gpus_per_trial > most_gpus:
+        raise UsageError(
+            f"resources.gpus_per_trial: {gpus_per_trial:g} GPU(s) per trial, but no Ray node "
+            f"has that many (most on one node: {most_gpus:g})"
+        )
+    raise UsageError(
+        f"resources.cpus_per_trial: {cpus_per_trial:g} CPU(s) per trial, but no Ray node "
+        f"has that many (most on one node: {most_cpus:g})"
+    )

@@ -8,9 +8,10 @@ ranges, `from:` naming an earlier OFAT stage) run in `check_plan`, called by Swe
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.spec_base import FieldError, Scalar, StrictModel
 
@@ -53,9 +54,51 @@ class StageSpec(StrictModel):
 
 
 class ResourcesSpec(StrictModel):
+    """`heartbeat_interval`: how often a running trial beats into the store; after 3
+    missed beats the orchestrator kills it as lost. `trial_timeout`: a trial older than
+    this is stopped and ends FAILED/timeout with its evaluations kept. Both take seconds or
+    a duration such as "90s", "30m", "2h", "1h30m"."""
+
     gpus_per_trial: float = Field(default=0.0, ge=0.0)
     cpus_per_trial: float = Field(default=1.0, gt=0.0)
     max_concurrent_trials: int = Field(default=1, ge=1)
+    heartbeat_interval: float = Field(default=30.0, ge=0.1, le=3600.0)
+    trial_timeout: float | None = Field(default=None, gt=0.0)
+
+    @field_validator("heartbeat_interval", "trial_timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s|ms)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "2h", "30m", "1h30m", "90s", "250ms" or a bare number."""
+    cleaned = text.strip().lower()
+    try:
+        return float(cleaned)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(cleaned)
+    if not parts or _DURATION.sub("", cleaned).strip():
+        raise ValueError(f"expected seconds or a duration like '90s', '30m', '2h' (got {text!r})")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+RetryableKind = Literal["worker_lost", "timeout", "oom"]
+
+
+class RetriesSpec(StrictModel):
+    """A configuration whose trial failed for a reason outside it (its worker died or
+    hung, it ran out of memory, it timed out) is tried again as a new, visible attempt,
+    up to `max_attempts` tries in all. A NaN loss, a bad input or the user's exception
+    would fail the same way again and is never retried, so those kinds are not allowed."""
+
+    max_attempts: int = Field(default=2, ge=1, le=10)
+    on: list[RetryableKind] = ["worker_lost", "timeout", "oom"]
 
 
 class PruningSpec(StrictModel):

@@ -29,7 +29,7 @@ from pydantic import (
 )
 
 from orchestrator.errors import SpecError
-from orchestrator.plan_spec import PruningSpec, ResourcesSpec, StageSpec, check_plan
+from orchestrator.plan_spec import PruningSpec, ResourcesSpec, RetriesSpec, StageSpec, check_plan
 from orchestrator.spec_base import FieldError, Scalar, StrictModel, suggest
 
 # Settings sweepctl derives itself; letting users set them would break best-checkpoint
@@ -231,6 +231,7 @@ class SweepSpec(StrictModel):
     stages: list[StageSpec] = []
     resources: ResourcesSpec = ResourcesSpec()
     pruning: PruningSpec = PruningSpec()
+    retries: RetriesSpec = RetriesSpec()
 
     @field_validator("stages")
     @classmethod

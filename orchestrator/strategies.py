@@ -27,8 +27,10 @@ TPE_STARTUP_TRIALS = 5
 @dataclass(frozen=True)
 class Proposal:
     params: dict[str, Any]
-    role: str  # baseline | ofat | grid
+    role: str  # baseline | ofat | grid | sampled (a retry of a sampler's pick)
     repeat: int = 0
+    attempt: int = 1  # which try of this point (orchestrator.retries)
+    retry_of: int | None = None  # the Optuna number of the try this one repeats
 
     @property
     def key(self) -> str:

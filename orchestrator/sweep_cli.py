@@ -75,10 +75,12 @@ def register(commands: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _store(args: argparse.Namespace) -> Iterator[Any]:
+def _store(args: argparse.Namespace, read_only: bool = False) -> Iterator[Any]:
+    """`read_only`: commands that only look (status, list, watch, export) never migrate or
+    write, so they work on a read-only copy of a database."""
     from storage import Store, resolve_db_url
 
-    store = Store(resolve_db_url(args.db))
+    store = Store(resolve_db_url(args.db), read_only=read_only)
     try:
         yield store
     finally:
@@ -121,6 +123,7 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 
     with _store(args) as store:
         spec = SweepSpec.model_validate(store.sweep_spec(args.name))
+    check_launchable(spec, f"sweep {args.name}", args.runner)  # its data may have changed
     return _resume(args, console, spec)
 
 
@@ -138,34 +141,88 @@ def _resume(args: argparse.Namespace, console: Console, spec: Any) -> int:
 
 
 def _drive(args: argparse.Namespace, console: Console, spec: Any, action: Any) -> int:
+    """Exit 0: COMPLETED with every point trained; 1: FAILED, CANCELLED (Ctrl-C, SIGTERM,
+    `sweepctl cancel`) or COMPLETED with given-up points; 2 (from main): bad input, or the
+    sweep is owned by another orchestrator."""
     from orchestrator.backends import InlineBackend, RayBackend
-    from orchestrator.sweep import SweepRun
+    from orchestrator.sweep import SweepRun, given_up_points
     from orchestrator.sweep_report import trials_table
     from storage import SweepState, resolve_db_url, sweepctl_home
 
     url = resolve_db_url(args.db)
-    resources = spec.resources
-    backend = (
-        InlineBackend()
-        if args.backend == "inline"
-        else RayBackend(resources.cpus_per_trial, resources.gpus_per_trial, args.ray_address)
-    )
     with _store(args) as store:
+        _refuse_if_owned(store, spec.name)
+        resources = spec.resources
+        backend = (
+            InlineBackend()
+            if args.backend == "inline"
+            else RayBackend(resources.cpus_per_trial, resources.gpus_per_trial, args.ray_address)
+        )
         live = Live(console=console, refresh_per_second=2, transient=False)
 
         def show(kind: str, data: dict[str, Any]) -> None:
             live.update(trials_table(store, spec.name, limit=30))
 
         run = SweepRun(spec, store, backend, url, str(sweepctl_home()), args.runner, show)
+        run.role = args.command
         try:
-            with live:
+            with live, _sigterm_as_interrupt():
                 state = action(run)
+        except KeyboardInterrupt:
+            console.print(f"sweep {spec.name}: CANCELLED (interrupted); continue it with "
+                          f"`sweepctl resume {spec.name}`")  # fmt: skip
+            return 1
         finally:
             backend.shutdown()
-        console.print(f"sweep {spec.name}: {state.value}")
-        if state is SweepState.COMPLETED:
-            _print_best(console, store, spec.name)
-    return 0 if state is SweepState.COMPLETED else 1
+        sweep = store.get_sweep(spec.name)
+        reason = f": {sweep.error}" if sweep.error else ""
+        console.print(f"sweep {spec.name}: {state.value}{reason}")
+        if state is not SweepState.COMPLETED:
+            return 1
+        _print_best(console, store, spec.name)
+        given_up = given_up_points(store, spec.name)
+        if given_up:
+            console.print(f"{given_up} point(s) given up after their retries (sweepctl status)")
+            return 1
+    return 0
+
+
+def _refuse_if_owned(store: Any, name: str) -> None:
+    """Before Ray starts: a sweep driven by a live orchestrator (or queued for the server)
+    is refused with its owner's name; the lease itself is taken in orchestrator.sweep."""
+    from orchestrator.errors import UsageError
+    from storage import SweepState
+    from storage.liveness import lease_holder
+
+    try:
+        sweep = store.get_sweep(name)
+    except Exception:
+        return
+    holder = lease_holder(sweep)
+    if holder is not None:
+        raise UsageError(holder)
+    if sweep.controller == "server" and sweep.state in (SweepState.PENDING, SweepState.RUNNING):
+        raise UsageError(
+            f"sweep {name!r} belongs to `sweepctl serve` (state {sweep.state.value}); "
+            "resume or cancel it through the server"
+        )
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler, `kill`, systemd) ends the sweep like Ctrl-C: trials stopped
+    and recorded CANCELLED, the sweep resumable. Only the main thread can set handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _sweep_state(store: Any, name: str) -> Any:
@@ -202,26 +259,30 @@ def _status(store: Any, name: str) -> list[Any]:
 
 
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
+    from orchestrator.errors import UsageError
     from orchestrator.sweep import CANCEL_REASON
-    from storage import SweepState
+    from storage import SweepState, TrialState
 
     with _store(args) as store:
+        state = store.get_sweep(args.name).state
+        if state not in (SweepState.PENDING, SweepState.RUNNING):
+            raise UsageError(f"sweep {args.name!r} is already {state.value}; nothing to cancel")
         store.set_sweep_state(args.name, SweepState.CANCELLED)
-        failed = store.fail_running_trials(args.name, CANCEL_REASON)
-    console.print(f"sweep {args.name}: CANCELLED ({len(failed)} running trial(s) stopped)")
+        stopped = store.fail_running_trials(args.name, CANCEL_REASON, state=TrialState.CANCELLED)
+    console.print(f"sweep {args.name}: CANCELLED ({len(stopped)} running trial(s) stopped)")
     return 0
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.sweep_report import sweeps_table
 
-    with _store(args) as store:
+    with _store(args, read_only=True) as store:
         console.print(sweeps_table(store))
     return 0
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
-    with _store(args) as store:
+    with _store(args, read_only=True) as store:
         for renderable in _status(store, args.name):
             console.print(renderable)
     return 0
@@ -232,7 +293,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     from storage import SweepState
 
     finished = {SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED}
-    with _store(args) as store, Live(console=console, refresh_per_second=1) as live:
+    with _store(args, read_only=True) as store, Live(console=console, refresh_per_second=1) as live:
         while True:
             live.update(trials_table(store, args.name, limit=40))
             state = store.get_sweep(args.name).state
@@ -246,7 +307,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.export import export_payload, write_trials_csv
 
-    with _store(args) as store:
+    with _store(args, read_only=True) as store:
         payload = export_payload(store, args.name, args.format, top=args.top)
         if args.trials_csv:
             write_trials_csv(store, args.name, Path(args.trials_csv))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from storage.errors import LeaseHeldError, StoreError, SweepExistsError
 from storage.jsonsafe import sanitize_json
+from storage.liveness import TrialPulse, owner_name
 from storage.records import (
     ArtifactRecord,
     EvaluationRecord,
@@ -14,7 +15,6 @@ from storage.records import (
     SweepRecord,
     TrialRecord,
 )
-from storage.liveness import TrialPulse, owner_name
 from storage.states import FailureKind, StateTransitionError, SweepState, TrialState
 from storage.store import Store
 from storage.urls import (

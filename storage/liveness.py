@@ -31,7 +31,7 @@ from storage.errors import LeaseHeldError, StoreError
 from storage.models import Sweep, Trial, utcnow
 from storage.states import TrialState
 
-__all__ = ["LivenessMixin", "TrialPulse", "owner_name"]
+__all__ = ["LivenessMixin", "TrialPulse", "lease_holder", "owner_name"]
 
 _UNFINISHED = (TrialState.PENDING, TrialState.RUNNING)
 
@@ -101,14 +101,9 @@ class LivenessMixin:
                 raise StoreError(f"sweep {sweep!r} not found in {self.url}")
             sweep_id, current, since, expires = row
             now = utcnow()
-            held = current is not None and current != owner
-            if held and expires is not None and expires > now and not _owner_is_gone(current):
-                raise LeaseHeldError(
-                    f"sweep {sweep!r} is driven by {current} since "
-                    f"{since.isoformat(timespec='seconds') if since else '?'} "
-                    f"(lease until {expires.isoformat(timespec='seconds')}); "
-                    "stop that process or wait for its lease to expire"
-                )
+            refusal = _refusal(sweep, current, since, expires) if current != owner else None
+            if refusal is not None:
+                raise LeaseHeldError(refusal)
             values = {"owner": owner, "lease_expires_at": now + timedelta(seconds=ttl_s)}
             if current != owner:
                 values["owner_since"] = now
@@ -168,3 +163,28 @@ class LivenessMixin:
         )
         with self._errors(), self._read_session.begin() as session:
             return [TrialPulse(*row) for row in session.execute(query)]
+
+
+def lease_holder(sweep: object) -> str | None:
+    """The refusal message when a live orchestrator holds the lease of `sweep` (a
+    SweepRecord), else None; `acquire_lease` decides the same way under a row lock."""
+    owner = getattr(sweep, "owner", None)
+    return _refusal(
+        str(getattr(sweep, "name", "?")),
+        owner,
+        getattr(sweep, "owner_since", None),
+        getattr(sweep, "lease_expires_at", None),
+    )
+
+
+def _refusal(
+    sweep: str, owner: str | None, since: datetime | None, expires: datetime | None
+) -> str | None:
+    if owner is None or expires is None or expires <= utcnow() or _owner_is_gone(owner):
+        return None
+    return (
+        f"sweep {sweep!r} is driven by {owner} since "
+        f"{since.isoformat(timespec='seconds') if since else '?'} "
+        f"(lease until {expires.isoformat(timespec='seconds')}); "
+        "stop that process or wait for its lease to expire"
+    )

@@ -80,6 +80,7 @@ class FailureKind(str, enum.Enum):
         """Running the same configuration again would fail the same way."""
         return self in (FailureKind.ERROR, FailureKind.NAN, FailureKind.BAD_INPUT)
 
+
 ALLOWED_TRANSITIONS: frozenset[tuple[TrialState, TrialState]] = frozenset(
     {
         (TrialState.PENDING, TrialState.RUNNING),

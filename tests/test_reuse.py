@@ -12,7 +12,7 @@ import optuna
 import pytest
 from rich.console import Console
 
-import orchestrator.sweep as sweep_module
+import orchestrator.stage_runner as stage_runner
 from orchestrator.backends import InlineBackend
 from orchestrator.reuse import REUSED_ATTR, KnownConfigs, copy_result
 from orchestrator.search import STAGE_ATTR
@@ -220,7 +220,7 @@ def test_a_sampler_that_keeps_proposing_known_configurations_ends_the_stage(
     """The guard for a sampler that never leaves what it knows (GPSampler with pruning
     does): after MAX_REPEAT_STREAK known proposals in a row the stage ends, trained or not.
     A streak of 2 makes the real RandomSampler hit it in the 4-point space."""
-    monkeypatch.setattr(sweep_module, "MAX_REPEAT_STREAK", 2)
+    monkeypatch.setattr(stage_runner, "MAX_REPEAT_STREAK", 2)
     stage = {"name": "s", "strategy": "random", "n_trials": 12, "seed": 1}
     run, store = run_sweep(tiny_spec("streak", stage), tmp_path)
     stored = store.list_trials("streak")

@@ -34,6 +34,10 @@ class TrialJob:
     runner: str = "transformer"
     pruning: dict[str, Any] = field(default_factory=dict)
     seed_offset: int = 0
+    # The PENDING row the orchestrator created for this trial (None: the runner creates
+    # one, as `sweepctl trial` does) and how often the worker beats into it.
+    trial_id: int | None = None
+    heartbeat_interval: float = 30.0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,21 +53,71 @@ class JobResult:
     max_epochs: int = 0
     error: str | None = None
     visible_devices: str | None = None
+    failure_kind: str | None = None  # storage.FailureKind value when state is FAILED
 
 
 Runner = Callable[[TrialJob, list[Any]], JobResult]
 
 
 def execute_job(job: TrialJob) -> JobResult:
-    """Run one trial in this process; every failure becomes a FAILED result."""
+    """Run one trial in this process; every failure becomes a FAILED result with its kind,
+    recorded on the orchestrator's row when the runner could not record it itself."""
+    from workers.heartbeat import Heartbeat
+
     try:
-        sinks = _pruning_sinks(job)
-        result = _runner_for(job.runner)(job, sinks)
+        if job.trial_id is None:
+            result = _runner_for(job.runner)(job, _pruning_sinks(job))
+        else:
+            with Heartbeat(job.db_url, job.trial_id, job.heartbeat_interval):
+                result = _runner_for(job.runner)(job, _pruning_sinks(job))
     except Exception as exc:  # the sweep goes on; the reason is kept
+        kind = failure_kind_of(exc)
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return JobResult(job.optuna_number, "FAILED", error=reason + "\n" + traceback.format_exc())
+        trace = traceback.format_exc()
+        _record_failure(job, reason, trace, kind)
+        return JobResult(
+            job.optuna_number,
+            "FAILED",
+            trial_id=job.trial_id,
+            error=reason + "\n" + trace,
+            failure_kind=kind,
+        )
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     return JobResult(**{**asdict(result), "visible_devices": devices})
+
+
+def failure_kind_of(exc: BaseException) -> str:
+    """Sort an exception into storage.FailureKind: retries depend on it."""
+    from orchestrator.errors import UsageError
+    from workers.rows import NonFiniteLossError
+
+    if isinstance(exc, UsageError):
+        return "bad_input"
+    if isinstance(exc, NonFiniteLossError):
+        return "nan"
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return "oom"  # torch.OutOfMemoryError (CUDA), without importing torch here
+    if "out of memory" in str(exc).lower():
+        return "oom"  # older CUDA builds raise a plain RuntimeError
+    return "error"
+
+
+def _record_failure(job: TrialJob, reason: str, trace: str, kind: str) -> None:
+    """The runner failed before it could finish its row (bad input at load, a crash in
+    setup): finish it here so the store never keeps a PENDING/RUNNING row nobody owns."""
+    if job.trial_id is None:
+        return
+    from storage import StateTransitionError, Store, StoreError, TrialState
+
+    try:
+        with Store(job.db_url) as store:
+            if not store.get_trial(job.trial_id).state.is_finished:
+                store.set_trial_state(
+                    job.trial_id, TrialState.FAILED, error=reason, traceback=trace,
+                    failure_kind=kind,
+                )  # fmt: skip
+    except (StateTransitionError, StoreError):
+        pass  # finished concurrently, or the store is down: the orchestrator records it
 
 
 def _runner_for(name: str) -> Runner:

@@ -15,13 +15,9 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
 from workers.metrics import ClassificationMetrics
-from workers.rows import EvaluationRow, Sink
+from workers.rows import EvaluationRow, NonFiniteLossError, Sink
 
 TABLE_METRICS = ("accuracy", "f1", "precision", "recall")
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite; the trial cannot recover from that."""
 
 
 class EvaluationRecorder(TrainerCallback):

@@ -37,7 +37,7 @@ from typing import Any
 import optuna
 
 from storage import EvaluationRecord, Store, TrialState
-from workers.job import JobResult, TrialJob
+from workers.job import JobResult, TrialJob, failure_kind_of
 from workers.rows import EvaluationRow
 
 NMTLC_PARAMS = (  # every record has all of them, scratch runs and LoRA fine-tunes alike
@@ -196,20 +196,22 @@ def run_curve(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
     pause = _step_seconds()
     store = Store(job.db_url)
     try:
-        trial_id = store.create_trial(
-            job.sweep,
-            job.spec,
-            plan.params,
-            plan.config,
-            stage=job.stage,
-            optuna_trial_number=job.optuna_number,
-        )
-        store.set_trial_state(trial_id, TrialState.RUNNING)
+        trial_id = job.trial_id
+        if trial_id is None:
+            trial_id = store.create_trial(
+                job.sweep,
+                job.spec,
+                plan.params,
+                plan.config,
+                stage=job.stage,
+                optuna_trial_number=job.optuna_number,
+            )
+        store.set_trial_state(trial_id, TrialState.RUNNING, config=plan.config)
         try:
             progress = _replay(store, trial_id, plan, sinks, pause)
         except KeyboardInterrupt:  # as run_trial: no trial is left RUNNING by Ctrl-C
-            reason, trace = "interrupted by the user", traceback.format_exc()
-            store.set_trial_state(trial_id, TrialState.FAILED, error=reason, traceback=trace)
+            reason = "interrupted by the user"
+            store.set_trial_state(trial_id, TrialState.CANCELLED, error=reason)
             raise
         return _finish(job, plan, store, trial_id, progress)
     finally:
@@ -220,7 +222,7 @@ def run_curve(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
 class Progress:
     seen: list[float] = field(default_factory=list)
     state: TrialState = TrialState.RUNNING
-    failure: tuple[str, str] | None = None  # reason, traceback
+    failure: tuple[str, str, str] | None = None  # reason, traceback, failure kind
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -242,7 +244,7 @@ def _replay(
     except Exception as exc:  # the trial fails, the worker does not
         progress.state = TrialState.FAILED
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        progress.failure = (reason, traceback.format_exc())
+        progress.failure = (reason, traceback.format_exc(), failure_kind_of(exc))
     return progress
 
 
@@ -267,10 +269,13 @@ def _finish(
         epochs_run=len(progress.seen),
         max_epochs=len(plan.curve),
         error=progress.failure[0] if progress.failure else None,
+        failure_kind=progress.failure[2] if progress.failure else None,
     )
     if progress.failure:
-        reason, trace = progress.failure
-        store.set_trial_state(trial_id, TrialState.FAILED, error=reason, traceback=trace)
+        reason, trace, kind = progress.failure
+        store.set_trial_state(
+            trial_id, TrialState.FAILED, error=reason, traceback=trace, failure_kind=kind
+        )
         return result
     best = min(progress.seen) if progress.seen else None
     resources = {

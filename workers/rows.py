@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; the trial cannot recover from that."""
+
+
 @dataclass(frozen=True)
 class EvaluationRow:
     epoch: float

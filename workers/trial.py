@@ -27,7 +27,7 @@ from orchestrator.spec import SweepSpec, spec_to_dict
 from storage import EvaluationRecord, Store, TrialState
 from workers.arguments import Hardware, training_arguments
 from workers.data import PreparedData, prepare_data
-from workers.job import JobResult, TrialJob
+from workers.job import JobResult, TrialJob, failure_kind_of
 from workers.metrics import ClassificationMetrics, classification_scores
 from workers.models import (
     count_parameters,
@@ -65,6 +65,7 @@ class TrialOutcome:
     checkpoint: Path | None = None
     wandb_run: str | None = None
     error: str | None = None
+    failure_kind: str | None = None
 
 
 def prepare_trial(spec: SweepSpec, params: dict[str, Any], home: Path) -> PreparedTrial:
@@ -108,18 +109,22 @@ def run_trial(
     stage: str | None = None,
     sinks: list[Sink] | None = None,
     optuna_trial_number: int | None = None,
+    trial_id: int | None = None,
 ) -> TrialOutcome:
+    """``trial_id``: the PENDING row a sweep's orchestrator made for this trial; without
+    one (`sweepctl trial`) the row is created here, after every bad-input check passed."""
     prepared = prepare_trial(spec, params, home)
     config = resolved_config(prepared)
-    trial_id = store.create_trial(
-        spec.name,
-        spec_to_dict(spec),
-        params,
-        config,
-        stage=stage,
-        optuna_trial_number=optuna_trial_number,
-    )
-    store.set_trial_state(trial_id, TrialState.RUNNING)
+    if trial_id is None:
+        trial_id = store.create_trial(
+            spec.name,
+            spec_to_dict(spec),
+            params,
+            config,
+            stage=stage,
+            optuna_trial_number=optuna_trial_number,
+        )
+    store.set_trial_state(trial_id, TrialState.RUNNING, config=config)
     run_dir = home / "runs" / spec.name / f"trial-{trial_id}"
     tracker: WandbTracker | None = None
     try:
@@ -141,11 +146,14 @@ def run_trial(
             progress,
         )
     except KeyboardInterrupt:
-        _fail(store, trial_id, tracker, "interrupted by the user", traceback.format_exc())
+        store.set_trial_state(trial_id, TrialState.CANCELLED, error="interrupted by the user")
+        if tracker is not None:
+            tracker.finish({"state": "CANCELLED"}, failed=True)
         raise
     except Exception as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        _fail(store, trial_id, tracker, reason, traceback.format_exc())
+        kind = failure_kind_of(exc)
+        _fail(store, trial_id, tracker, reason, traceback.format_exc(), kind)
         return TrialOutcome(
             trial_id,
             TrialState.FAILED,
@@ -154,6 +162,7 @@ def run_trial(
             {},
             error=reason,
             wandb_run=tracker.run_path if tracker else None,
+            failure_kind=kind,
         )
     if outcome.checkpoint is not None:
         size = outcome.resources["checkpoint_bytes"]
@@ -279,6 +288,7 @@ def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
             stage=job.stage,
             sinks=sinks,
             optuna_trial_number=job.optuna_number,
+            trial_id=job.trial_id,
         )
     finally:
         store.close()
@@ -290,6 +300,7 @@ def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
         epochs_run=len(outcome.evaluations),
         max_epochs=int(float(spec.training.get("num_train_epochs", 3))),
         error=outcome.error,
+        failure_kind=outcome.failure_kind,
     )
 
 
@@ -372,9 +383,11 @@ def _store_sink(store: Store, trial_id: int) -> Sink:
 
 
 def _fail(
-    store: Store, trial_id: int, tracker: WandbTracker | None, reason: str, trace: str
+    store: Store, trial_id: int, tracker: WandbTracker | None, reason: str, trace: str, kind: str
 ) -> None:
-    store.set_trial_state(trial_id, TrialState.FAILED, error=reason, traceback=trace)
+    store.set_trial_state(
+        trial_id, TrialState.FAILED, error=reason, traceback=trace, failure_kind=kind
+    )
     if tracker is not None:
         tracker.finish({"state": "FAILED", "error": reason}, failed=True)
 

@@ -1,0 +1,88 @@
+"""How a trial's end reaches Optuna: one mapping from the store's states, one way to tell.
+
+The store is the record (a worker writes its own row; the orchestrator writes the rows of
+workers that died); Optuna is told what the store says, never the other way round, so the
+two cannot disagree. Optuna has no CANCELLED and no failure kinds, so both travel as the
+user attr `sweepctl_failure` on a FAIL trial: retries and resume read it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState as OptunaState
+
+from storage import FailureKind, TrialState
+
+FAILURE_ATTR = "sweepctl_failure"  # a FailureKind value, or "cancelled"
+ATTEMPT_ATTR = "sweepctl_attempt"  # 1-based try of this configuration in its stage
+RETRY_OF_ATTR = "sweepctl_retry_of"  # Optuna number of the try this one repeats
+CANCELLED = "cancelled"
+
+_TO_OPTUNA = {
+    TrialState.PENDING: OptunaState.WAITING,
+    TrialState.RUNNING: OptunaState.RUNNING,
+    TrialState.COMPLETED: OptunaState.COMPLETE,
+    TrialState.PRUNED: OptunaState.PRUNED,
+    TrialState.FAILED: OptunaState.FAIL,
+    TrialState.CANCELLED: OptunaState.FAIL,
+}
+
+
+def optuna_state(state: TrialState) -> OptunaState:
+    """The one mapping from sweepctl's trial states to Optuna's."""
+    return _TO_OPTUNA[TrialState(state)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one trial ended, as the store has it."""
+
+    number: int
+    state: TrialState
+    objective: float | None = None
+    failure_kind: str | None = None
+    trial_id: int | None = None
+    error: str | None = None
+
+    @property
+    def failure(self) -> str | None:
+        """What `sweepctl_failure` holds: the kind, "cancelled", or None for a success."""
+        if self.state is TrialState.CANCELLED:
+            return CANCELLED
+        if self.state is TrialState.FAILED:
+            return self.failure_kind or FailureKind.ERROR.value
+        return None
+
+    @classmethod
+    def of_record(cls, number: int, record: Any) -> Outcome:
+        return cls(
+            number,
+            record.state,
+            objective=record.objective,
+            failure_kind=record.failure_kind,
+            trial_id=record.id,
+            error=record.error,
+        )
+
+
+def tell(study: optuna.Study, outcome: Outcome) -> None:
+    """Tell Optuna a finished trial's end; a trial already finished there is left alone."""
+    state = optuna_state(outcome.state)
+    if outcome.failure is not None:
+        set_trial_attr(study, outcome.number, FAILURE_ATTR, outcome.failure)
+    if state is OptunaState.COMPLETE and outcome.objective is not None:
+        study.tell(outcome.number, outcome.objective, skip_if_finished=True)
+    elif state is OptunaState.PRUNED:
+        study.tell(outcome.number, state=OptunaState.PRUNED, skip_if_finished=True)
+    else:  # a COMPLETED row without an objective cannot rank: FAIL, as before
+        study.tell(outcome.number, state=OptunaState.FAIL, skip_if_finished=True)
+
+
+def set_trial_attr(study: optuna.Study, number: int, key: str, value: Any) -> None:
+    storage = study._storage
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    if not storage.get_trial(trial_id).state.is_finished():
+        storage.set_trial_user_attr(trial_id, key, value)

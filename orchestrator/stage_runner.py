@@ -1,0 +1,300 @@
+"""One stage of a sweep: propose points, keep workers busy, settle every result.
+
+propose (OFAT/grid: enqueue fixed points; random/bayes: Optuna sampler; retries first)
+create the trial's PENDING row, start it on the backend
+poll: a result, a dead worker (backend), a hung or overdue one (watchdog)
+    -> settle: the store row is finished (by the worker, or here for a worker that
+       could not), Optuna is told what the store says, a retryable failure with tries
+       left goes back to the front of the queue as the next attempt
+the sweep was cancelled elsewhere -> stop everything, trials CANCELLED
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from orchestrator.outcomes import ATTEMPT_ATTR, Outcome, tell
+from orchestrator.plan_spec import StageSpec
+from orchestrator.retries import (
+    attempt_attrs,
+    histories,
+    retry_after,
+    unsettled_tries,
+)
+from orchestrator.reuse import (
+    KnownConfigs,
+    config_key,
+    copy_result,
+    in_space,
+    is_reused,
+    space_size,
+)
+from orchestrator.search import (
+    REPEAT_ATTR,
+    STAGE_ATTR,
+    baseline,
+    best_params,
+    distributions,
+    finished_ok,
+    stage_trials,
+)
+from orchestrator.spec import spec_to_dict
+from orchestrator.strategies import (
+    Proposal,
+    grid_proposals,
+    make_sampler,
+    ofat_proposals,
+    stage_parameter_names,
+)
+from orchestrator.watchdog import Watchdog
+from storage import StateTransitionError, SweepState, TrialState
+from workers.job import JobResult, TrialJob
+
+if TYPE_CHECKING:
+    from orchestrator.sweep import SweepRun
+
+CANCEL_REASON = "cancelled by sweepctl cancel"
+MAX_REPEAT_STREAK = 50  # sampled proposals in a row that were all known: the stage ends
+
+
+class StageProposer:
+    """The next trial of a stage: a retry, a fixed configuration to enqueue, or a sampler's
+    pick. A configuration the sweep already ran is answered from that run
+    (orchestrator.reuse); a point already settled is not proposed again
+    (orchestrator.retries)."""
+
+    def __init__(self, run: SweepRun, stage: StageSpec) -> None:
+        self.run, self.stage = run, stage
+        self.policy = run.spec.retries
+        self.space = distributions(run.spec)
+        self.names = stage_parameter_names(stage, run.spec, run.reports)
+        base = baseline(run.spec)
+        self.fixed = {k: v for k, v in best_params(run.study, base).items() if k not in self.names}
+        self.known = KnownConfigs.of(run.study)
+        self.queue: list[Proposal] = []
+        self.left = 0
+        self.streak = 0  # consecutive proposals that were already known
+        self.ended_by = "plan"
+        self.size: int | None = None
+        if stage.strategy == "ofat":
+            self.queue = self._unsettled(ofat_proposals(run.spec, stage, self.names, base))
+        elif stage.strategy == "grid":
+            start = {**base, **self.fixed}
+            self.queue = self._unsettled(grid_proposals(run.spec, stage, self.names, start))
+        else:
+            trials = stage_trials(run.study, stage.name)
+            done = sum(finished_ok(t) and not is_reused(t) for t in trials)
+            self.left = max(0, (stage.n_trials or 0) - done)
+            self.queue = unsettled_tries(run.study, stage.name, self.policy)
+            self.sampler = make_sampler(stage, self.fixed, run.spec.seed)
+            self.ended_by = "n_trials"
+            self.size = space_size({n: self.space[n] for n in self.names})
+
+    def _unsettled(self, proposals: list[Proposal]) -> list[Proposal]:
+        """Points without a settled history, each numbered as its next attempt."""
+        found = histories(self.run.study, self.stage.name)
+        queue = []
+        for proposal in proposals:
+            history = found.get(config_key(proposal.params, proposal.repeat))
+            if history is None:
+                queue.append(proposal)
+            elif not history.settled(self.policy):
+                queue.append(history.next_try(proposal))
+        return queue
+
+    def has_next(self) -> bool:
+        if self.queue:
+            return True
+        if self.left <= 0:
+            return False
+        if self.streak >= MAX_REPEAT_STREAK:
+            self.ended_by = "repeats"
+            return False
+        if self.size is not None and self._seen_in_space() >= self.size:
+            self.ended_by = "exhausted"
+            return False
+        return True
+
+    def _seen_in_space(self) -> int:
+        """Configurations of this stage's subspace (searched values, the rest pinned)
+        that are finished or in flight: when that is all of them, nothing is left."""
+        keys = {*self.known.finished, *self.known.in_flight}
+        return sum(repeat == 0 and self._pinned(dict(items)) for repeat, items in keys)
+
+    def _pinned(self, params: dict[str, Any]) -> bool:
+        pinned = all(params.get(k) == v for k, v in self.fixed.items())
+        return pinned and all(in_space(self.space[n], params.get(n)) for n in self.names)
+
+    def ask(self) -> tuple[optuna.Trial, Proposal] | None:
+        """A trial to launch, or None when the proposal was answered without a worker."""
+        trial, proposal = self._ask()
+        key = config_key(trial.params, proposal.repeat)
+        source = self.known.source(key, allow_pruned=self.stage.strategy != "ofat")
+        if source is not None:
+            copy_result(self.run.study, trial, source)
+            self._reused(trial, source.number)
+            return None
+        if key in self.known.in_flight:
+            self._reused(trial, self.known.wait_for(key, trial))
+            return None
+        self.streak = 0
+        if proposal.role == "sampler":
+            self.left -= 1  # n_trials counts trainings: reused answers and retries are free
+        self.known.launched(key, trial.number)
+        return trial, proposal
+
+    def _ask(self) -> tuple[optuna.Trial, Proposal]:
+        study = self.run.study
+        if self.queue:
+            proposal = self.queue.pop(0)
+            attrs = {
+                STAGE_ATTR: self.stage.name,
+                REPEAT_ATTR: proposal.repeat,
+                **attempt_attrs(proposal),
+            }
+            if proposal.role != "sampled":
+                attrs["sweepctl_config"] = proposal.key
+            study.enqueue_trial(proposal.params, user_attrs=attrs)
+            return study.ask(self.space), proposal
+        study.sampler = self.sampler
+        trial = study.ask(self.space)
+        trial.set_user_attr(STAGE_ATTR, self.stage.name)
+        trial.set_user_attr(ATTEMPT_ATTR, 1)
+        return trial, Proposal(dict(trial.params), "sampler")
+
+    def retry(self, outcome: Outcome) -> Proposal | None:
+        """Put the next attempt of a failed point at the front of the queue, if any."""
+        frozen = self.known._frozen(outcome.number)
+        proposal = retry_after(self.run.study, self.stage.name, frozen, self.policy)
+        if proposal is not None:
+            self.queue.insert(0, proposal)
+        return proposal
+
+    def _reused(self, trial: optuna.Trial, source: int) -> None:
+        self.streak += 1
+        data = {"stage": self.stage.name, "number": trial.number, "source": source}
+        self.run.on_event("trial_reused", {**data, "params": dict(trial.params)})
+
+
+def run_stage(run: SweepRun, stage: StageSpec, lease: Any) -> tuple[str, StageProposer]:
+    proposer = StageProposer(run, stage)
+    limit = run.spec.resources.max_concurrent_trials
+    pruning = {} if stage.strategy == "ofat" else run.spec.pruning.model_dump()
+    spec_dict = spec_to_dict(run.spec)  # the same for every job of the stage
+    watchdog = Watchdog(run.store, run.spec.name, run.spec.resources)
+    while True:
+        lease.check()
+        while run.backend.running < limit and proposer.has_next():
+            asked = proposer.ask()
+            if asked is not None:
+                _start(run, stage, asked, spec_dict, pruning)
+        if run.backend.running == 0:
+            return "done", proposer
+        results = run.backend.poll(timeout=0.5)
+        for verdict in watchdog.check(run.backend.running_numbers):
+            run.backend.kill(verdict.number)
+            results.append(
+                JobResult(
+                    verdict.number, "FAILED", trial_id=verdict.trial_id, error=verdict.reason,
+                    failure_kind=verdict.kind.value,
+                )
+            )  # fmt: skip
+        for result in results:
+            settle(run, proposer, stage, result)
+        if run.store.get_sweep(run.spec.name).state == SweepState.CANCELLED:
+            stop_trials(run, proposer, CANCEL_REASON)
+            return "cancelled", proposer
+
+
+def _start(
+    run: SweepRun,
+    stage: StageSpec,
+    asked: tuple[optuna.Trial, Proposal],
+    spec_dict: dict[str, Any],
+    pruning: dict[str, Any],
+) -> None:
+    """The PENDING row first: whatever happens to the worker, the store has the trial."""
+    trial, proposal = asked
+    retry_of = None
+    if proposal.retry_of is not None:
+        earlier = run.store.trial_by_optuna_number(run.spec.name, proposal.retry_of)
+        retry_of = earlier.id if earlier is not None else None
+    trial_id = run.store.create_trial(
+        run.spec.name,
+        spec_dict,
+        dict(trial.params),
+        {},
+        stage=stage.name,
+        optuna_trial_number=trial.number,
+        attempt=proposal.attempt,
+        retry_of=retry_of,
+    )
+    job = TrialJob(
+        sweep=run.spec.name,
+        stage=stage.name,
+        optuna_number=trial.number,
+        params=dict(trial.params),
+        spec=spec_dict,
+        db_url=run.db_url,
+        home=run.home,
+        runner=run.runner,
+        pruning=pruning,
+        seed_offset=proposal.repeat,
+        trial_id=trial_id,
+        heartbeat_interval=run.spec.resources.heartbeat_interval,
+    )
+    run.backend.start(job)
+    data = {"stage": stage.name, "number": trial.number, "params": job.params}
+    run.on_event("trial_started", {**data, "attempt": proposal.attempt})
+
+
+def settle(run: SweepRun, proposer: StageProposer, stage: StageSpec, result: JobResult) -> None:
+    """Make the store row final (the worker's own end, or the one the backend or the
+    watchdog saw), tell Optuna what the store says, and retry when the policy allows."""
+    outcome = record_outcome(run, result)
+    tell(run.study, outcome)
+    proposer.known.settled(result.optuna_number)
+    retry = proposer.retry(outcome) if outcome.state is TrialState.FAILED else None
+    run.on_event("trial_finished", {"stage": stage.name, "result": result, "retry": retry})
+
+
+def record_outcome(run: SweepRun, result: JobResult) -> Outcome:
+    if result.trial_id is None:  # a runner that made no row (custom runner, setup crash)
+        stored = run.store.trial_by_optuna_number(run.spec.name, result.optuna_number)
+    else:
+        stored = run.store.get_trial(result.trial_id)
+    if stored is None:
+        return Outcome(
+            result.optuna_number, TrialState(result.state), result.objective, result.failure_kind
+        )
+    if not stored.state.is_finished:
+        error = result.error or "the worker ended without recording a result"
+        # StateTransitionError: the worker finished it just now, and its end stands
+        with contextlib.suppress(StateTransitionError):
+            run.store.set_trial_state(
+                stored.id,
+                TrialState.FAILED,
+                error=error.splitlines()[0],
+                traceback=error,
+                failure_kind=result.failure_kind or "worker_lost",
+            )
+        stored = run.store.get_trial(stored.id)
+    return Outcome.of_record(result.optuna_number, stored)
+
+
+def stop_trials(run: SweepRun, proposer: StageProposer | None, reason: str) -> None:
+    """Cancel or interrupt: every trial in flight ends CANCELLED in the store and FAIL
+    (`sweepctl_failure: cancelled`) in Optuna; none of it counts as an attempt."""
+    if proposer is not None:
+        proposer.known.abandon()
+    numbers = run.backend.stop_all()
+    run.store.fail_running_trials(run.spec.name, reason, state=TrialState.CANCELLED)
+    for number in numbers:
+        stored = run.store.trial_by_optuna_number(run.spec.name, number)
+        if stored is not None:
+            tell(run.study, Outcome.of_record(number, stored))
+        else:
+            tell(run.study, Outcome(number, TrialState.CANCELLED))
