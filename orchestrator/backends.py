@@ -81,6 +81,10 @@ class ExecutionBackend(ABC):
     def _stop(self, handle: Any) -> None:
         return None
 
+    def infeasible(self) -> str | None:
+        """Why no worker can ever take a trial (RayBackend: no node has the resources)."""
+        return None
+
 
 class InlineBackend(ExecutionBackend):
     def _launch(self, job: TrialJob) -> JobResult:
@@ -99,11 +103,15 @@ class RayBackend(ExecutionBackend):
 
         self._ray = ray
         self._owns_ray = init_ray(address)  # a caller's Ray session is left running
-        try:
-            check_feasible(cpus_per_trial, gpus_per_trial)
-        except BaseException:
-            self.shutdown()
-            raise
+        self._demand = (cpus_per_trial, gpus_per_trial)
+        # A private local Ray never grows, so an impossible request is refused now; a
+        # joined cluster may add nodes (an autoscaler), so it gets INFEASIBLE_AFTER_S.
+        if ray_address(address) == "local":
+            try:
+                check_feasible(cpus_per_trial, gpus_per_trial)
+            except BaseException:
+                self.shutdown()
+                raise
         options: dict[str, Any] = {
             "num_cpus": cpus_per_trial,
             "num_gpus": gpus_per_trial,
@@ -139,6 +147,16 @@ class RayBackend(ExecutionBackend):
                 error=f"worker process failed: {type(exc).__name__}: {detail}",
                 failure_kind=_ray_failure_kind(exc),
             )
+
+    def infeasible(self) -> str | None:
+        """Why no node of the cluster can run a trial right now, or None."""
+        from orchestrator.errors import UsageError
+
+        try:
+            check_feasible(*self._demand)
+        except UsageError as exc:
+            return str(exc)
+        return None
 
     def _stop(self, handle: Any) -> None:
         self._refs.pop(handle, None)

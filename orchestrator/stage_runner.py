@@ -194,7 +194,7 @@ def run_stage(run: SweepRun, stage: StageSpec, lease: Any) -> tuple[str, StagePr
         if run.backend.running == 0:
             return "done", proposer
         results = run.backend.poll(timeout=0.5)
-        for verdict in watchdog.check(run.backend.running_numbers):
+        for verdict in watchdog.check(run.backend.running_numbers, run.backend.infeasible):
             run.backend.kill(verdict.number)
             results.append(
                 JobResult(

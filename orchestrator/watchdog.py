@@ -9,6 +9,7 @@ orchestrator (a `launch`, a `resume`, the server's controller) can do the same w
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from storage import FailureKind, Store, TrialPulse, TrialState
 from storage.models import utcnow
 
 MISSED_BEATS = 3
+INFEASIBLE_AFTER_S = 60.0  # a trial still waiting for resources no node has: failed
 
 
 @dataclass(frozen=True)
@@ -35,18 +37,25 @@ class Watchdog:
         self.period = max(0.2, min(self.interval, 5.0))
         self._next_check = time.monotonic() + self.period
 
-    def check(self, running: set[int]) -> list[Verdict]:
-        """Verdicts on the trials in `running` (Optuna numbers) that are hung or too old;
-        reads the store at most once per period."""
+    def check(self, running: set[int], infeasible: Callable[[], str | None]) -> list[Verdict]:
+        """Verdicts on the trials in `running` (Optuna numbers) that are hung, too old, or
+        waiting for resources no node has; reads the store at most once per period."""
         now_mono = time.monotonic()
         if not running or now_mono < self._next_check:
             return []
         self._next_check = now_mono + self.period
-        return [
-            verdict
-            for pulse in self.store.trial_pulses(self.sweep)
-            if pulse.optuna_trial_number in running and (verdict := self.judge(pulse)) is not None
+        pulses = [
+            p for p in self.store.trial_pulses(self.sweep) if p.optuna_trial_number in running
         ]
+        verdicts = [v for p in pulses if (v := self.judge(p)) is not None]
+        waiting = [p for p in pulses if _waited_too_long(p)]
+        reason = infeasible() if waiting else None
+        if reason is not None:
+            verdicts += [
+                Verdict(p.optuna_trial_number or 0, p.id, FailureKind.BAD_INPUT, reason)
+                for p in waiting
+            ]
+        return verdicts
 
     def judge(self, pulse: TrialPulse) -> Verdict | None:
         if pulse.state is not TrialState.RUNNING or pulse.optuna_trial_number is None:
@@ -68,3 +77,8 @@ class Watchdog:
             )
             return Verdict(number, pulse.id, FailureKind.WORKER_LOST, reason)
         return None
+
+
+def _waited_too_long(pulse: TrialPulse) -> bool:
+    age = (utcnow() - pulse.created_at).total_seconds()
+    return pulse.state is TrialState.PENDING and age > INFEASIBLE_AFTER_S

@@ -51,7 +51,7 @@ def local_ray(_ray_module: pytest.MonkeyPatch) -> None:
     """The module's one local session, started by its first test (and again only if the GPU
     test, which needs a cluster of its own, ended it and another test followed)."""
     if not ray.is_initialized():
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False)
 
 
 def _analytic_spec(name: str) -> SweepSpec:
