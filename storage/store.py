@@ -186,7 +186,7 @@ class Store(SweepMixin, ViewMixin, LivenessMixin):
         ``attempt``/``retry_of``: a retried configuration is a new row pointing at the
         trial it retries, so every try stays visible.
         """
-        for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        for race in range(1, _CREATE_ATTEMPTS + 1):
             try:
                 with self._errors(), self._session.begin() as session:
                     sweep_id = self._sweep_id_for_update(session, sweep_name, spec)
@@ -209,7 +209,7 @@ class Store(SweepMixin, ViewMixin, LivenessMixin):
                     session.flush()
                     return trial.id
             except IntegrityError as exc:
-                if attempt == _CREATE_ATTEMPTS:
+                if race == _CREATE_ATTEMPTS:
                     raise StoreError(
                         f"cannot create trial in sweep {sweep_name!r} on {self.url}: "
                         f"{first_line(exc.orig or exc)}"

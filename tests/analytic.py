@@ -28,6 +28,13 @@ def loss(params: dict[str, Any], seed_offset: int = 0) -> float:
 def run(job: TrialJob, sinks: list[Any]) -> JobResult:
     final = loss(job.params, job.seed_offset)
     curve = (final * 3.0, final * 2.0, final * 1.5, final)
-    where = {"pid": os.getpid()}  # lets tests tell a Ray worker from the orchestrator
+    # lets tests tell a Ray worker from the orchestrator, and which Ray cluster it ran in
+    where = {"pid": os.getpid(), "ray_gcs": _ray_cluster()}
     plan = Plan(curve, dict(job.params), {"runner": "analytic"}, where, metric=None)
     return run_curve(job, plan, sinks)
+
+
+def _ray_cluster() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().gcs_address if ray.is_initialized() else None
