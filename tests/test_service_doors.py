@@ -7,6 +7,7 @@ Every refusal must leave the store as it was and say why in one line."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def alias_bomb() -> str:
     """Billion laughs in 435 bytes: nine levels of nine aliases each, 9**9 strings."""
     levels = "abcdefghi"
     lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
-    for prev, cur in zip(levels, levels[1:], strict=False):
+    for prev, cur in pairwise(levels):
         lines.append(f"{cur}: &{cur} [" + ", ".join([f"*{prev}"] * 9) + "]")
     return "\n".join(lines) + "\nname: bomb\nmodel: *i\n"
 
