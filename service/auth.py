@@ -38,6 +38,9 @@ class TokenGuard:
         self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and not self._may_read(headers_of(scope)):
+            await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -55,11 +58,11 @@ class TokenGuard:
             await send_json(send, *refusal, _www_authenticate(refusal[0]))
 
     def refusal(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str] | None:
-        credential = self._credential(headers)
         if method in SAFE_METHODS:
-            if self.rules.reads_need_token and credential in (None, "wrong"):
+            if not self._may_read(headers):
                 return 401, f"this server needs its token for reading: {LOGIN_HINT}"
             return None
+        credential = self._credential(headers)
         rule = mount_refusal(method, path)
         if rule is not None:
             return 403, rule
@@ -73,6 +76,12 @@ class TokenGuard:
         if credential == "cookie" and origin is None:
             return 403, "a change carried by the login cookie must come from this server's pages"
         return None
+
+    def _may_read(self, headers: dict[str, str]) -> bool:
+        """On loopback anyone may; off loopback only with the right token."""
+        if not self.rules.reads_need_token:
+            return True
+        return self._credential(headers) in ("bearer", "cookie")
 
     def _credential(self, headers: dict[str, str]) -> str | None:
         """'bearer' or 'cookie' when one carries the right token, 'wrong' for a wrong
