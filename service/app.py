@@ -19,9 +19,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from service import api, dashboard_api, pages
-from service.auth import WriteGuard
+from service import api, dashboard_api, importance, pages
+from service.auth import TokenGuard, TokenRules
 from service.controller import SweepController
+from service.hosts import HostGuard
+from service.limits import BodyLimit
 from service.settings import ServeSettings
 from storage import Store
 
@@ -46,6 +48,10 @@ def create_app(settings: ServeSettings) -> FastAPI:
         try:
             yield
         finally:
+            # every process this server started ends with it (SIGTERM and SIGINT both land
+            # here through uvicorn): the importance worker, and Ray when the controller
+            # started it
+            importance.shutdown()
             if controller is not None:
                 controller.stop()
             store.close()
@@ -68,8 +74,17 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(pages.router)
     app.mount("/assets", StaticFiles(directory=ASSETS_DIR), name="assets")
     app.mount("/", _optuna_dashboard(settings.db_url), name="optuna")
-    app.add_middleware(WriteGuard, token=settings.token, token_required=settings.token_required)
+    _add_doors(app, settings)
     return app
+
+
+def _add_doors(app: FastAPI, settings: ServeSettings) -> None:
+    """Outermost first: Host (DNS rebinding), then token and Origin, then the body limit;
+    Starlette wraps the last one added around the others."""
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    rules = TokenRules(settings.token, settings.reads_need_token, settings.cookie_name)
+    app.add_middleware(TokenGuard, rules=rules)
+    app.add_middleware(HostGuard, allowed=settings.host_names)
 
 
 def _optuna_dashboard(db_url: str) -> WSGIMiddleware:

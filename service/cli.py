@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from orchestrator.errors import UsageError
-from service.settings import TOKEN_ENV, ServeSettings, is_loopback
+from service.settings import ANY_ADDRESS, MAX_BODY_BYTES, ServeSettings, is_loopback
 
 
 def register(commands: Any) -> dict[str, Any]:
@@ -25,26 +25,43 @@ def register(commands: Any) -> dict[str, Any]:
     serve.add_argument(
         "--runner", default="transformer", help="transformer; replay:FILE and noop for tests"
     )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests whose Host is NAME (repeatable); loopback names always are",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=MAX_BODY_BYTES,
+        help=f"largest request body accepted (default {MAX_BODY_BYTES})",
+    )
     return {"serve": cmd_serve}
 
 
 def serve_settings(args: argparse.Namespace) -> ServeSettings:
+    from service.token import server_token
     from storage import resolve_db_url, sweepctl_home
 
-    token = os.environ.get(TOKEN_ENV) or None
-    if not is_loopback(args.host) and token is None:
-        raise UsageError(
-            f"--host {args.host}: binding beyond loopback needs {TOKEN_ENV} set "
-            "(every launch and cancel must then carry it as a bearer token)"
-        )
     if args.max_sweeps < 1:
         raise UsageError(f"--max-sweeps: expected 1 or more, got {args.max_sweeps}")
+    if args.max_body_bytes < 1024:
+        raise UsageError(f"--max-body-bytes: expected 1024 or more, got {args.max_body_bytes}")
+    home = sweepctl_home()
+    try:
+        token = server_token(home)
+    except OSError as exc:
+        raise UsageError(f"cannot keep the server token in {home}: {exc}") from None
     return ServeSettings(
         db_url=resolve_db_url(args.db),
-        home=str(sweepctl_home()),
+        home=str(home),
         host=args.host,
         port=args.port,
         token=token,
+        allowed_hosts=tuple(h.strip().lower() for h in args.allowed_host if h.strip()),
+        max_body_bytes=args.max_body_bytes,
         max_concurrent_sweeps=args.max_sweeps,
         ray_address=args.ray_address,
         backend=args.backend,
@@ -52,19 +69,30 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
     )
 
 
+def login_url(settings: ServeSettings) -> str:
+    """What to open in a browser: any allowed name works, loopback is the safe default."""
+    host = "127.0.0.1" if settings.host in ANY_ADDRESS else settings.host
+    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"http://{host}:{settings.port}/?token={settings.token}"
+
+
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     import uvicorn
 
     from service.app import create_app
+    from service.token import token_path
     from storage import Store, redact_url
 
     settings = serve_settings(args)
     Store(settings.db_url).close()  # a bad URL is exit 2 here, not a traceback in uvicorn
     app = create_app(settings)
+    reads = "every request" if not is_loopback(settings.host) else "changes"
     console.print(
-        f"sweepctl serve: http://{settings.host}:{settings.port}/  "
-        f"(database {redact_url(settings.db_url)}, up to {settings.max_concurrent_sweeps} "
-        f"sweep(s) at once{', token required for changes' if settings.token_required else ''})"
+        f"sweepctl serve on {settings.host}:{settings.port} (database "
+        f"{redact_url(settings.db_url)}, up to {settings.max_concurrent_sweeps} sweep(s) at "
+        f"once; the token, kept in {token_path(Path(settings.home))}, is needed for {reads})",
+        soft_wrap=True,
     )
+    console.print(f"log in: {login_url(settings)}", soft_wrap=True, markup=False)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0

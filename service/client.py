@@ -2,13 +2,13 @@
 
 The CLI validates first (same messages, data paths made absolute against the spec file),
 then posts the spec and returns: the sweep goes on in the server after this exits.
+The token comes from SWEEPCTL_TOKEN or, for a server on this machine, its token file.
 Plain urllib, so the CLI needs no HTTP client package.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 
 from orchestrator.errors import UsageError
-from service.settings import TOKEN_ENV
+from service.token import client_token
 
 TIMEOUT_S = 60.0
 
@@ -35,8 +35,10 @@ def submit(server: str, spec: Any, console: Console) -> int:
 
 
 def _post(url: str, body: bytes) -> dict[str, Any]:
+    from storage import sweepctl_home
+
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    token = os.environ.get(TOKEN_ENV)
+    token = client_token(sweepctl_home())  # SWEEPCTL_TOKEN, else a local server's token file
     if token:
         headers["Authorization"] = f"Bearer {token}"
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")

@@ -12,7 +12,8 @@
 
 Only sweeps with controller="server" are touched: a sweep a terminal launched into the
 same database keeps its own orchestrator. The controller holds one map, sweep name → its
-thread; everything else (queue order, states) is read from the store.
+thread; everything else (queue order, states) is read from the store. Each tick reads the
+queue only (`Store.sweep_queue`, no spec column); a sweep's spec is read when it starts.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import traceback
 from typing import Any
 
 from service.settings import ServeSettings
-from storage import Store, SweepRecord, SweepState
+from storage import Store, SweepState
+from storage.views import QueuedSweep
 
 SERVER = "server"
 log = logging.getLogger("sweepctl.controller")
@@ -76,14 +78,14 @@ class SweepController:
         for sweep in self._own_sweeps(SweepState.PENDING)[: max(free, 0)]:
             self._start(sweep, resume=False)
 
-    def _own_sweeps(self, state: SweepState) -> list[SweepRecord]:
+    def _own_sweeps(self, state: SweepState) -> list[QueuedSweep]:
         return [
             s
-            for s in self.store.list_sweeps()
-            if s.controller == SERVER and s.state is state and s.name not in self._threads
+            for s in self.store.sweep_queue(SERVER)
+            if s.state is state and s.name not in self._threads
         ]
 
-    def _start(self, sweep: SweepRecord, resume: bool) -> None:
+    def _start(self, sweep: QueuedSweep, resume: bool) -> None:
         """A sweep that cannot even start (Ray unreachable, `ray://` without ray[client])
         ends FAILED with the reason instead of being retried every second."""
         try:
@@ -92,7 +94,7 @@ class SweepController:
             log.error("sweep %s could not start: %s", sweep.name, exc)
             self._mark_failed(sweep.name, f"{type(exc).__name__}: {exc}".splitlines()[0])
 
-    def _launch(self, sweep: SweepRecord, resume: bool) -> None:
+    def _launch(self, sweep: QueuedSweep, resume: bool) -> None:
         if self.settings.backend == "ray" and not self._owns_ray:
             from orchestrator.backends import init_ray
 
@@ -104,13 +106,13 @@ class SweepController:
             self._threads[sweep.name] = thread
         thread.start()
 
-    def _drive(self, sweep: SweepRecord, resume: bool) -> None:
+    def _drive(self, sweep: QueuedSweep, resume: bool) -> None:
         from orchestrator import sweep as orchestration
         from orchestrator.spec import SweepSpec
 
         backend = None
         try:
-            spec = SweepSpec.model_validate(sweep.spec)
+            spec = SweepSpec.model_validate(self.store.sweep_spec(sweep.name))
             backend = self._backend(spec)
             run = orchestration.SweepRun(
                 spec, self.store, backend, self.settings.db_url, self.settings.home,

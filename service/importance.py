@@ -14,11 +14,17 @@ exactly the trials Optuna was told about. Costs are kept off the 2-second refres
 - it runs in a separate process: reading 10,000 trials through Optuna is seconds of pure
   Python, and in a thread it held the GIL while the page's other requests waited
   (bench/dashboard_scale.py saw the trials poll go from 0.6 s to 2.4 s meanwhile).
+
+That process must never outlive the server (an orphan once held 280 MB and two PostgreSQL
+connections): the app's shutdown ends it (`shutdown`), and the worker itself exits when
+its parent is gone, in case the server was killed without a chance to clean up.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
+import signal
 import threading
 import warnings
 from concurrent.futures import Future, ProcessPoolExecutor, TimeoutError
@@ -34,6 +40,7 @@ _cache: dict[tuple[str, str, int], Future[dict[str, Any]]] = {}
 _latest: dict[tuple[str, str], dict[str, Any]] = {}
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+PARENT_CHECK_S = 1.0
 
 
 def param_importance(db_url: str, study_name: str, finished: int) -> dict[str, Any]:
@@ -76,8 +83,45 @@ def _worker() -> ProcessPoolExecutor:
     """Spawned, not forked: the server has threads (uvicorn, the controller, Ray)."""
     global _pool
     if _pool is None or getattr(_pool, "_broken", False):
-        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        _pool = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_watch_parent,
+            initargs=(os.getpid(),),
+        )
     return _pool
+
+
+def shutdown() -> None:
+    """End the worker now: queued computations are dropped, a running one is killed (it
+    only reads). Called from the app's lifespan shutdown."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+        _cache.clear()
+    if pool is None:
+        return
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+        if process.is_alive():
+            process.kill()
+
+
+def _watch_parent(parent: int) -> None:
+    """In the worker: a terminal's Ctrl-C is the server's to handle, and a parent that
+    died (SIGKILL, out of memory) takes this process with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            threading.Event().wait(PARENT_CHECK_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
 def optuna_study_id(db_url: str, study_name: str) -> int | None:

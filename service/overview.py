@@ -3,27 +3,40 @@
 Built from the sweep's record and `Store.sweep_stats` (a few aggregate queries), never
 from every trial row, so the sweeps list, the sweep page and each live poll cost the same
 at 10 trials and at 10,000.
+
+The list is built from `Store.sweep_rows`, which leaves the spec column unread: what the
+overview needs from a spec (objective, planned trials per stage) is kept per sweep and
+stage summaries, so a spec is read once, not on every page view (a stored 50 MB spec once
+made `/` take 4 s).
 """
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from datetime import datetime, timezone
-from functools import lru_cache
 from typing import Any
 
 from orchestrator.sweep_report import objective_of
 from storage import Store, SweepRecord, SweepState, SweepStats, TrialState
+from storage.views import SweepRow
+
+AnySweep = SweepRecord | SweepRow
+_FACTS_SIZE = 512
+_facts: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], dict[str, int | None]]] = OrderedDict()
+_facts_lock = threading.Lock()
 
 FINISHED_SWEEP = frozenset({SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED})
 DONE = (TrialState.COMPLETED, TrialState.PRUNED)
 
 
 def sweep_overview(
-    store: Store, sweep: SweepRecord, stats: SweepStats | None = None
+    store: Store, sweep: AnySweep, stats: SweepStats | None = None
 ) -> dict[str, Any]:
     stats = stats if stats is not None else store.sweep_stats(sweep.id)
-    objective = objective_of(sweep.spec)
-    best_id = best_trial_id(stats, objective.maximize)
+    objective, planned = spec_facts(store, sweep)
+    best_id = best_trial_id(stats, objective["maximize"])
     best = store.trial_summaries(sweep.id, trial_ids=[best_id]) if best_id is not None else []
     started = stats.started_at
     return {
@@ -36,11 +49,11 @@ def sweep_overview(
         "updated_at": sweep.updated_at.isoformat(),
         "started_at": started.isoformat() if started else None,
         "elapsed_s": _elapsed(sweep, started),
-        "objective": {"metric": objective.metric, "maximize": objective.maximize},
+        "objective": objective,
         "trial_counts": sweep.trial_counts,
         "running": stats.running,
         "best": best[0].to_dict() if best else None,
-        "stages": _stages(sweep, stats),
+        "stages": _stages(sweep, stats, planned),
     }
 
 
@@ -51,15 +64,16 @@ def best_trial_id(stats: SweepStats, maximize: bool) -> int | None:
     return best[1] if best is not None else None
 
 
-def _elapsed(sweep: SweepRecord, started: datetime | None) -> float | None:
+def _elapsed(sweep: AnySweep, started: datetime | None) -> float | None:
     if started is None:
         return None
     end = sweep.updated_at if sweep.state in FINISHED_SWEEP else datetime.now(timezone.utc)
     return max(0.0, (end - started).total_seconds())
 
 
-def _stages(sweep: SweepRecord, stats: SweepStats) -> list[dict[str, Any]]:
-    planned = _planned(sweep)
+def _stages(
+    sweep: AnySweep, stats: SweepStats, planned: dict[str, int | None]
+) -> list[dict[str, Any]]:
     rows = []
     for stage in sweep.stages:
         mine = [c for c in stats.by_stage if c.stage == stage.name]
@@ -85,25 +99,36 @@ def _stages(sweep: SweepRecord, stats: SweepStats) -> list[dict[str, Any]]:
     return rows
 
 
-def _planned(sweep: SweepRecord) -> dict[str, int | None]:
+def spec_facts(store: Store, sweep: AnySweep) -> tuple[dict[str, Any], dict[str, int | None]]:
+    """(objective, planned trials per stage). A spec only changes when a sweep made of
+    single `sweepctl trial` runs gets its stages, and planned totals only when a stage
+    summary changes: both are in the key, so a cached answer is never stale."""
     summaries = {stage.name: stage.summary for stage in sweep.stages}
+    key = (store.url, sweep.id, sweep.created_at, _freeze(summaries))
+    with _facts_lock:
+        if key in _facts:
+            _facts.move_to_end(key)
+            return _facts[key]
+    spec = sweep.spec if isinstance(sweep, SweepRecord) else store.sweep_spec(sweep.name)
+    objective = objective_of(spec)
+    metric = {"metric": objective.metric, "maximize": objective.maximize}
+    facts = (metric, _planned(spec, summaries))
+    with _facts_lock:
+        _facts[key] = facts
+        while len(_facts) > _FACTS_SIZE:
+            _facts.popitem(last=False)
+    return facts
+
+
+def _planned(spec: dict[str, Any], summaries: dict[str, Any]) -> dict[str, int | None]:
+    from orchestrator.plan_size import planned_trials
+    from orchestrator.spec import SweepSpec
+
     try:
-        return _planned_cached(sweep.id, _freeze(sweep.spec), _freeze(summaries))
+        return planned_trials(SweepSpec.model_validate(spec), summaries)
     except Exception:  # a spec stored by another sweepctl version: progress without totals
         return {}
 
 
-@lru_cache(maxsize=256)
-def _planned_cached(sweep_id: int, spec: str, summaries: str) -> dict[str, int | None]:
-    import json
-
-    from orchestrator.plan_size import planned_trials
-    from orchestrator.spec import SweepSpec
-
-    return planned_trials(SweepSpec.model_validate(json.loads(spec)), json.loads(summaries))
-
-
 def _freeze(value: Any) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True, default=str)

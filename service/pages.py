@@ -45,9 +45,7 @@ _env.filters.update(FILTERS)
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     settings: ServeSettings = request.app.state.settings
-    page = _env.get_template(template).render(
-        token_required=settings.token_required, database=redact_url(settings.db_url), **context
-    )
+    page = _env.get_template(template).render(database=redact_url(settings.db_url), **context)
     return HTMLResponse(page, status_code=status_code)
 
 
@@ -60,7 +58,7 @@ def plotly_js() -> FileResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def sweeps_page(request: Request, store: StoreDep) -> Response:
-    sweeps = [sweep_overview(store, s) for s in store.list_sweeps()]
+    sweeps = [sweep_overview(store, s) for s in store.sweep_rows()]  # no spec is read
     return render(request, "sweeps.html", sweeps=sweeps)
 
 

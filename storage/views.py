@@ -1,9 +1,12 @@
-"""Read-only views for dashboards: many trials at once without their evaluations.
+"""Read-only views for dashboards: many trials at once without their evaluations, and
+sweeps without their specs.
 
 ``Store.list_trials`` loads every evaluation and artifact of every trial, which is right
 for an export and wrong for a page that lists 10,000 trials and refreshes every few
 seconds. These reads select only the columns a table or chart needs, count evaluations
-with one GROUP BY, and fetch evaluations only for the trials asked for.
+with one GROUP BY, and fetch evaluations only for the trials asked for. Likewise
+``Store.list_sweeps`` loads every spec (once 50 MB in one row); the server's controller,
+polling every second, and the sweeps list read ``sweep_queue`` / ``sweep_rows`` instead.
 """
 
 from __future__ import annotations
@@ -16,14 +19,41 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
-from storage.models import Evaluation, Trial
-from storage.records import EvaluationRecord
-from storage.rows import evaluation_record
-from storage.states import TrialState
+from storage.models import Evaluation, Sweep, Trial
+from storage.records import EvaluationRecord, StageRecord
+from storage.rows import evaluation_record, stage_record
+from storage.states import SweepState, TrialState
+from storage.sweeps import _trial_counts
 
-__all__ = ["StageCount", "SweepStats", "TrialSummary", "ViewMixin"]
+__all__ = ["QueuedSweep", "StageCount", "SweepRow", "SweepStats", "TrialSummary", "ViewMixin"]
+
+
+@dataclass(frozen=True)
+class QueuedSweep:
+    """A sweep a controller may have to start or resume: no spec, no stages."""
+
+    id: int
+    name: str
+    state: SweepState
+    controller: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """A sweep as a list shows it: a SweepRecord without the spec."""
+
+    id: int
+    name: str
+    state: SweepState
+    controller: str | None
+    error: str | None
+    created_at: datetime
+    updated_at: datetime
+    stages: list[StageRecord]
+    trial_counts: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -184,6 +214,32 @@ class ViewMixin:
                 by_stage=by_stage,
             )
 
+    def sweep_queue(self, controller: str) -> list[QueuedSweep]:
+        """PENDING and RUNNING sweeps owned by `controller`, oldest first; no spec column."""
+        query = (
+            select(Sweep.id, Sweep.name, Sweep.state, Sweep.controller, Sweep.created_at)
+            .where(
+                Sweep.controller == controller,
+                Sweep.state.in_([SweepState.PENDING, SweepState.RUNNING]),
+            )
+            .order_by(Sweep.created_at, Sweep.id)
+        )
+        with self._errors(), self._read_session.begin() as session:
+            return [QueuedSweep(*row) for row in session.execute(query)]
+
+    def sweep_rows(self) -> list[SweepRow]:
+        """Every sweep as ``list_sweeps`` orders them, with stages and trial counts but
+        without the spec column (deferred, so it is never read)."""
+        query = (
+            select(Sweep)
+            .order_by(Sweep.created_at, Sweep.id)
+            .options(selectinload(Sweep.stages), defer(Sweep.spec, raiseload=True))
+        )
+        with self._errors(), self._read_session.begin() as session:
+            sweeps = list(session.scalars(query))
+            counts = _trial_counts(session)
+            return [_sweep_row(sweep, counts.get(sweep.id, {})) for sweep in sweeps]
+
     def evaluations_of(self, trial_ids: Sequence[int]) -> dict[int, list[EvaluationRecord]]:
         """Evaluations of the given trials only, each list in step order."""
         result: dict[int, list[EvaluationRecord]] = defaultdict(list)
@@ -220,4 +276,18 @@ def _summary(row: Any) -> TrialSummary:
         created_at=created,
         started_at=started,
         finished_at=done,
+    )
+
+
+def _sweep_row(sweep: Sweep, counts: dict[TrialState, int]) -> SweepRow:
+    return SweepRow(
+        id=sweep.id,
+        name=sweep.name,
+        state=sweep.state,
+        controller=sweep.controller,
+        error=sweep.error,
+        created_at=sweep.created_at,
+        updated_at=sweep.updated_at,
+        stages=[stage_record(stage) for stage in sweep.stages],
+        trial_counts={state.name: int(counts.get(state, 0)) for state in TrialState},
     )

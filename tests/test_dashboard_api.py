@@ -19,6 +19,7 @@ from service.app import create_app
 from service.dashboard_data import overfitting_epoch
 from service.settings import ServeSettings
 from storage import EvaluationRecord, Store, TrialState
+from tests.service_client import TOKEN, local_client
 from tests.test_strategies import SPACE
 from tests.test_sweep_cli import INLINE
 from tests.test_sweep_lifecycle import write_analytic_spec
@@ -65,8 +66,10 @@ def _nasty_sweep(store: Store, spec: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def client(world: dict[str, Any]) -> Any:
-    settings = ServeSettings(db_url=world["url"], home=str(world["home"]), run_controller=False)
-    with TestClient(create_app(settings)) as test_client:
+    settings = ServeSettings(
+        db_url=world["url"], home=str(world["home"]), run_controller=False, token=TOKEN
+    )
+    with local_client(create_app(settings)) as test_client:
         yield test_client
 
 

@@ -2,7 +2,9 @@
 subprocess running analytic sweeps whose trials take about a second each.
 
 Chromium is the system one (/usr/bin/chromium, installed by apt in CI); no browser is ever
-downloaded. Without it the test fails in CI (CI set) and is skipped elsewhere.
+downloaded. Without it the test fails in CI (CI set) and is skipped elsewhere. Each page
+logs in as a user would, through the `?token=` login URL `serve` prints; the page's
+writes then go with the HttpOnly cookie.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
     tmp = tmp_path_factory.mktemp("browser")
     url = f"sqlite:///{tmp / 'serve.db'}"
     with running_server(tmp, url, step_seconds=0.3, extra=("--max-sweeps", "3")) as live:
-        yield {"base": live.url, "url": url, "tmp": tmp}
+        yield {"base": live.url, "url": url, "tmp": tmp, "auth": live.auth, "token": live.token}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def browser(server: dict[str, Any]) -> Iterator[Any]:
 
 
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def anonymous_page(browser: Any) -> Iterator[Any]:
     from playwright.sync_api import expect
 
     expect.set_options(timeout=WAIT_MS)
@@ -79,13 +81,23 @@ def page(browser: Any) -> Iterator[Any]:
         context.close()
 
 
+@pytest.fixture
+def page(anonymous_page: Any, server: dict[str, Any]) -> Any:
+    """Logged in through the login URL, which leaves a clean address bar behind."""
+    anonymous_page.goto(f"{server['base']}/?token={server['token']}")
+    assert anonymous_page.url == f"{server['base']}/"
+    return anonymous_page
+
+
 def _spec_text(tmp: Path, name: str) -> str:
     return write_analytic_spec(tmp, name).read_text()
 
 
 def _submit(server: dict[str, Any], name: str) -> int:
     body = {"yaml": _spec_text(server["tmp"], name)}
-    response = httpx.post(f"{server['base']}/api/v1/sweeps", json=body, timeout=30)
+    response = httpx.post(
+        f"{server['base']}/api/v1/sweeps", json=body, headers=server["auth"], timeout=30
+    )
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 
@@ -143,7 +155,9 @@ def test_launch_page_shows_the_apis_message_and_queues_a_valid_spec(
 
     broken = _spec_text(server["tmp"], "broken").replace("stages:", "stagez:")
     body = {"yaml": broken, "source": "pasted spec"}  # what the page sends for pasted text
-    answer = httpx.post(f"{server['base']}/api/v1/sweeps", json=body, timeout=30)
+    answer = httpx.post(
+        f"{server['base']}/api/v1/sweeps", json=body, headers=server["auth"], timeout=30
+    )
     assert answer.status_code == 422
     page.goto(f"{server['base']}/launch")
     page.fill("#spec-text", broken)
@@ -193,3 +207,16 @@ def test_cancel_and_resume_from_the_sweep_page(server: dict[str, Any], page: Any
     with Store(server["url"]) as store:
         completed = [t for t in store.list_trials("resumable") if t.state.name == "COMPLETED"]
     assert len(completed) == 11  # the cancelled points ran again after the resume
+
+
+def test_a_page_opened_without_the_login_url_cannot_launch(
+    server: dict[str, Any], anonymous_page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    anonymous_page.goto(f"{server['base']}/launch")
+    anonymous_page.fill("#spec-text", _spec_text(server["tmp"], "anonymous"))
+    anonymous_page.click("#launch-submit")
+    expect(anonymous_page.locator("#launch-error")).to_contain_text("login URL")
+    with Store(server["url"]) as store:
+        assert "anonymous" not in [s.name for s in store.sweep_rows()]

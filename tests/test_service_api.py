@@ -1,6 +1,7 @@
 """The REST API of `sweepctl serve` through its ASGI app, on a real SQLite store:
 submission with the CLI's checks and messages, cancel, export downloads, the write guard
-(bearer token off loopback, cross-origin refusal) and what responses must never contain."""
+and what responses must never contain. The doors themselves (Host, token, Origin, body
+limit) are tests/test_service_doors.py's."""
 
 from __future__ import annotations
 
@@ -18,22 +19,22 @@ from orchestrator.spec import parse_spec_text
 from service.app import create_app
 from service.settings import ServeSettings, is_loopback
 from storage import Store, SweepState
+from tests.service_client import TOKEN, local_client
 from tests.test_strategies import ANALYTIC
 from tests.test_sweep_lifecycle import STAGES, write_analytic_spec
 
 pytest_plugins = ["tests.storage_backends"]
 
-TOKEN = "s3cret-token"
-
 
 def settings(url: str, tmp_path: Path, **extra: Any) -> ServeSettings:
-    options: dict[str, Any] = {"runner": ANALYTIC, "run_controller": False, **extra}
+    options: dict[str, Any] = {"runner": ANALYTIC, "run_controller": False, "token": TOKEN}
+    options.update(extra)
     return ServeSettings(db_url=url, home=str(tmp_path / "home"), **options)
 
 
 @pytest.fixture
 def client(sqlite_url: str, tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(settings(sqlite_url, tmp_path))) as test_client:
+    with local_client(create_app(settings(sqlite_url, tmp_path))) as test_client:
         yield test_client
 
 
@@ -98,7 +99,7 @@ def test_a_missing_data_file_is_refused_like_the_cli_does(
     spec["stages"] = [{"name": "random", "strategy": "random", "n_trials": 2}]
     spec["dataset"] = {**spec["dataset"], "data_files": {"train": str(tmp_path / "nope.csv")}}
     app = create_app(settings(sqlite_url, tmp_path, runner="transformer"))
-    with TestClient(app) as client:
+    with local_client(app) as client:
         reply = client.post("/api/v1/sweeps", json={"spec": spec})
         assert reply.status_code == 422
         assert reply.json()["detail"] == (
@@ -137,7 +138,7 @@ def test_export_downloads_reproduce_the_cli_export(
     )
     assert main(["export", "done", "--db", sqlite_url, "--format", "yaml"]) == 0
     cli_yaml = capsys.readouterr().out.split("sweep done: COMPLETED")[-1]
-    with TestClient(create_app(settings(sqlite_url, tmp_path))) as client:
+    with local_client(create_app(settings(sqlite_url, tmp_path))) as client:
         sweep_id = client.get("/api/v1/sweeps").json()[0]["id"]
         reply = client.get(f"/api/v1/sweeps/{sweep_id}/export", params={"format": "yaml"})
         assert reply.status_code == 200
@@ -156,53 +157,6 @@ def test_export_downloads_reproduce_the_cli_export(
         assert [(s["done"], s["planned"]) for s in overview["stages"]] == [(7, 7), (4, 4)]
 
 
-def test_off_loopback_every_change_needs_the_token(sqlite_url: str, tmp_path: Path) -> None:
-    app = create_app(settings(sqlite_url, tmp_path, host="0.0.0.0", token=TOKEN))
-    body = {"yaml": analytic_yaml(tmp_path, "guarded")}
-    with TestClient(app) as client:
-        assert client.post("/api/v1/sweeps", json=body).status_code == 401
-        wrong = {"Authorization": "Bearer nope"}
-        assert client.post("/api/v1/sweeps", json=body, headers=wrong).status_code == 401
-        # optuna-dashboard's own writes are guarded too
-        assert client.post("/api/studies", json={"study_name": "x"}).status_code == 401
-        assert client.get("/api/v1/sweeps").status_code == 200  # reading needs no token
-        good = {"Authorization": f"Bearer {TOKEN}"}
-        created = client.post("/api/v1/sweeps", json=body, headers=good)
-        assert created.status_code == 201
-        cancel = f"/api/v1/sweeps/{created.json()['id']}/cancel"
-        assert client.post(cancel).status_code == 401
-        assert client.post(cancel, headers=good).status_code == 200
-
-
-def test_loopback_refuses_cross_origin_writes(client: TestClient, tmp_path: Path) -> None:
-    body = {"yaml": analytic_yaml(tmp_path, "xsrf")}
-    evil = client.post("/api/v1/sweeps", json=body, headers={"Origin": "http://evil.example"})
-    assert evil.status_code == 403
-    same = client.post("/api/v1/sweeps", json=body, headers={"Origin": "http://testserver"})
-    assert same.status_code == 201
-
-
-def test_serve_refuses_a_public_bind_without_a_token(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], sqlite_url: str
-) -> None:
-    monkeypatch.delenv("SWEEPCTL_TOKEN", raising=False)
-    assert main(["serve", "--host", "0.0.0.0", "--db", sqlite_url]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(
-        "sweepctl: error: --host 0.0.0.0: binding beyond loopback needs SWEEPCTL_TOKEN"
-    )
-    assert "\n" not in err
-    assert [
-        is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "example.org")
-    ] == [
-        True,
-        True,
-        True,
-        False,
-        False,
-    ]
-
-
 def test_responses_never_carry_secrets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
 ) -> None:
@@ -211,7 +165,7 @@ def test_responses_never_carry_secrets(
     monkeypatch.setenv("WANDB_API_KEY", "wandb-key-0123456789")
     url = pg_url.replace("postgres@", "postgres:hunter2@", 1)
     assert "hunter2" in url
-    with TestClient(create_app(settings(url, tmp_path))) as client:
+    with local_client(create_app(settings(url, tmp_path))) as client:
         client.post("/api/v1/sweeps", json={"yaml": analytic_yaml(tmp_path, "secret")})
         sweep_id = client.get("/api/v1/sweeps").json()[0]["id"]
         paths = [
@@ -224,6 +178,12 @@ def test_responses_never_carry_secrets(
             text = client.get(path).text
             assert "hunter2" not in text and "wandb-key" not in text, path
         assert "***" in client.get("/api/v1/health").json()["database"]
+
+
+def test_loopback_is_always_a_loopback_name() -> None:
+    assert [
+        is_loopback(h) for h in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "example.org")
+    ] == [True, True, True, False, False]
 
 
 def test_the_openapi_schema_lists_the_api(client: TestClient) -> None:

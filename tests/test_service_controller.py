@@ -21,6 +21,7 @@ from service.app import create_app
 from service.settings import ServeSettings
 from storage import Store, SweepState, TrialState
 from tests.conftest import REPO
+from tests.service_client import TOKEN, local_client
 from tests.service_process import running_server, server_env
 from tests.test_strategies import ANALYTIC
 from tests.test_sweep_lifecycle import write_analytic_spec
@@ -29,6 +30,7 @@ from tests.test_sweep_lifecycle import write_analytic_spec
 def controller_settings(url: str, tmp_path: Path, **extra: Any) -> ServeSettings:
     """Trials inline by default, and a controller that looks for work every 0.1 s."""
     options: dict[str, Any] = {"backend": "inline", "runner": ANALYTIC, "poll_seconds": 0.1}
+    options["token"] = TOKEN
     return ServeSettings(db_url=url, home=str(tmp_path / "home"), **{**options, **extra})
 
 
@@ -36,7 +38,7 @@ def controller_settings(url: str, tmp_path: Path, **extra: Any) -> ServeSettings
 def serve(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """The app with its controller running sweeps inline, trial steps slowed down."""
     monkeypatch.setenv("SWEEPCTL_REPLAY_STEP_SECONDS", "0.05")
-    with TestClient(create_app(controller_settings(sqlite_url, tmp_path))) as client:
+    with local_client(create_app(controller_settings(sqlite_url, tmp_path))) as client:
         yield client
 
 
@@ -180,7 +182,7 @@ def test_a_sweep_that_cannot_reach_ray_fails_with_the_reason_and_the_next_one_is
     settings = controller_settings(
         sqlite_url, tmp_path, backend="ray", ray_address="ray://head.invalid:10001"
     )
-    with TestClient(create_app(settings)) as client:
+    with local_client(create_app(settings)) as client:
         submit(client, tmp_path, "one")
         wait_for(lambda: sweep_state(sqlite_url, "one") is SweepState.FAILED, "the failure")
         submit(client, tmp_path, "two")

@@ -1,10 +1,9 @@
 /* Shared by every page: DOM building with textContent only, number formats matching the
-   server's Jinja filters, the bearer token kept in sessionStorage, and JSON fetches. */
+   server's Jinja filters, and JSON fetches. Changes authenticate with the HttpOnly login
+   cookie (set by the ?token= login URL), which scripts never see. */
 "use strict";
 
 const sweepctl = (() => {
-  const TOKEN_KEY = "sweepctl-token";
-
   /** An element with attributes and text; data never goes through innerHTML. */
   function el(tag, attrs, text) {
     const node = document.createElement(tag);
@@ -43,20 +42,15 @@ const sweepctl = (() => {
     return iso.replace("T", " ").replace(/\.\d+/, "").replace(/\+00:00$/, " UTC");
   }
 
-  function token() {
-    return sessionStorage.getItem(TOKEN_KEY) || "";
-  }
-
   function headers(extra) {
-    const all = Object.assign({ Accept: "application/json" }, extra || {});
-    if (token()) all.Authorization = "Bearer " + token();
-    return all;
+    return Object.assign({ Accept: "application/json" }, extra || {});
   }
 
   /** {ok, status, body}; body is the parsed JSON or {detail: text}. */
   async function fetchJSON(url, options) {
     const opts = Object.assign({}, options || {});
     opts.headers = headers(opts.headers);
+    opts.credentials = "same-origin";
     const response = await fetch(url, opts);
     let body;
     try {
@@ -77,13 +71,5 @@ const sweepctl = (() => {
     return JSON.stringify(body);
   }
 
-  function bindToken() {
-    const input = document.getElementById("token");
-    if (!input) return;
-    input.value = token();
-    input.addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, input.value.trim()));
-  }
-
-  document.addEventListener("DOMContentLoaded", bindToken);
   return { el, plotlyText, number, duration, when, fetchJSON, detail };
 })();
