@@ -19,7 +19,7 @@ from service.controller import SERVER
 from service.deps import settings_of, store_of, sweep_or_404
 from service.overview import sweep_overview
 from service.settings import ServeSettings
-from storage import Store, StoreError, SweepExistsError, SweepState, redact_url
+from storage import Store, StoreError, SweepExistsError, SweepState, TrialState, redact_url
 
 router = APIRouter(prefix="/api/v1", tags=["sweeps"])
 StoreDep = Annotated[Store, Depends(store_of)]
@@ -112,7 +112,7 @@ def cancel_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
         store.set_sweep_state(sweep.name, SweepState.CANCELLED)
     except ValueError as exc:  # it finished in between
         raise HTTPException(409, detail=str(exc)) from None
-    stopped = store.fail_running_trials(sweep.name, CANCEL_REASON)
+    stopped = store.fail_running_trials(sweep.name, CANCEL_REASON, state=TrialState.CANCELLED)
     return {"id": sweep_id, "state": "CANCELLED", "stopped_trials": len(stopped)}
 
 

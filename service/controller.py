@@ -24,7 +24,7 @@ import traceback
 from typing import Any
 
 from service.settings import ServeSettings
-from storage import Store, SweepState
+from storage import LeaseHeldError, Store, SweepState
 from storage.views import QueuedSweep
 
 SERVER = "server"
@@ -116,11 +116,13 @@ class SweepController:
             backend = self._backend(spec)
             run = orchestration.SweepRun(
                 spec, self.store, backend, self.settings.db_url, self.settings.home,
-                self.settings.runner,
+                self.settings.runner, role="serve",
             )  # fmt: skip
             action = orchestration.resume if resume else orchestration.start
             state = action(run)
             log.info("sweep %s: %s", sweep.name, state.value)
+        except LeaseHeldError as exc:  # a terminal drives it now; tried again next tick
+            log.warning("sweep %s not resumed: %s", sweep.name, exc)
         except Exception as exc:
             if self._stopping.is_set():  # Ray went down with the server: resume next start
                 log.warning("sweep %s interrupted by shutdown; resumed on restart", sweep.name)
@@ -137,7 +139,9 @@ class SweepController:
         if self.settings.backend == "inline":
             return InlineBackend()
         resources = spec.resources
-        return RayBackend(resources.cpus_per_trial, resources.gpus_per_trial)
+        return RayBackend(
+            resources.cpus_per_trial, resources.gpus_per_trial, self.settings.ray_address
+        )
 
     def _mark_failed(self, name: str, error: str) -> None:
         try:

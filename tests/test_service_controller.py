@@ -96,7 +96,7 @@ def test_cancel_through_the_api_stops_a_running_sweep(
         sweep, trials = store.get_sweep("stopme"), store.list_trials("stopme")
     assert sweep.state is SweepState.CANCELLED
     assert not any(t.state in (TrialState.RUNNING, TrialState.PENDING) for t in trials)
-    cancelled = [t for t in trials if t.state is TrialState.FAILED]
+    cancelled = [t for t in trials if t.state is TrialState.CANCELLED]
     assert cancelled and all(t.error == CANCEL_REASON for t in cancelled)
     assert len(trials) < 11
 
@@ -171,7 +171,8 @@ def test_a_sweep_outlives_the_cli_and_a_killed_server(sqlite_url: str, tmp_path:
     screen = [t for t in trials if t.stage == "screen" and t.state is TrialState.COMPLETED]
     assert set(Counter(tuple(sorted(t.params.items())) for t in screen).values()) == {1}
     assert len(screen) == 7 and len(after) == 11
-    assert all(t.error == CRASH_REASON for t in trials if t.state is TrialState.FAILED)
+    assert not [t for t in trials if t.state is TrialState.FAILED]
+    assert all(t.error == CRASH_REASON for t in trials if t.state is TrialState.CANCELLED)
 
 
 def test_a_sweep_that_cannot_reach_ray_fails_with_the_reason_and_the_next_one_is_tried(
