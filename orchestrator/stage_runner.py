@@ -12,6 +12,9 @@ the sweep was cancelled elsewhere -> stop everything, trials CANCELLED
 from __future__ import annotations
 
 import contextlib
+import logging
+import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -50,13 +53,14 @@ from orchestrator.strategies import (
     stage_parameter_names,
 )
 from orchestrator.watchdog import Watchdog
-from storage import StateTransitionError, SweepState, TrialState
+from storage import StateTransitionError, StoreError, SweepState, TrialState
 from workers.job import JobResult, TrialJob
 
 if TYPE_CHECKING:
     from orchestrator.sweep import SweepRun
 
 CANCEL_REASON = "cancelled by sweepctl cancel"
+log = logging.getLogger("sweepctl.stage")
 MAX_REPEAT_STREAK = 50  # sampled proposals in a row that were all known: the stage ends
 
 
@@ -185,28 +189,68 @@ def run_stage(run: SweepRun, stage: StageSpec, lease: Any) -> tuple[str, StagePr
     pruning = {} if stage.strategy == "ofat" else run.spec.pruning.model_dump()
     spec_dict = spec_to_dict(run.spec)  # the same for every job of the stage
     watchdog = Watchdog(run.store, run.spec.name, run.spec.resources)
+    outage = StoreOutage()
+    unsettled: list[JobResult] = []  # results seen while the store was unreachable
     while True:
         lease.check()
-        while run.backend.running < limit and proposer.has_next():
+        while not unsettled and run.backend.running < limit and proposer.has_next():
             asked = proposer.ask()
             if asked is not None:
                 _start(run, stage, asked, spec_dict, pruning)
-        if run.backend.running == 0:
+        if run.backend.running == 0 and not unsettled:
             return "done", proposer
-        results = run.backend.poll(timeout=0.5)
-        for verdict in watchdog.check(run.backend.running_numbers, run.backend.infeasible):
-            run.backend.kill(verdict.number)
-            results.append(
-                JobResult(
-                    verdict.number, "FAILED", trial_id=verdict.trial_id, error=verdict.reason,
-                    failure_kind=verdict.kind.value,
-                )
-            )  # fmt: skip
-        for result in results:
-            settle(run, proposer, stage, result)
-        if run.store.get_sweep(run.spec.name).state == SweepState.CANCELLED:
-            stop_trials(run, proposer, CANCEL_REASON)
-            return "cancelled", proposer
+        unsettled += run.backend.poll(timeout=0.5)
+        with outage.tolerated():
+            unsettled += _verdicts(run, watchdog)
+            while unsettled:
+                settle(run, proposer, stage, unsettled[0])
+                unsettled.pop(0)
+            if run.store.get_sweep(run.spec.name).state == SweepState.CANCELLED:
+                stop_trials(run, proposer, CANCEL_REASON)
+                return "cancelled", proposer
+
+
+def _verdicts(run: SweepRun, watchdog: Watchdog) -> list[JobResult]:
+    """Hung, overdue and unschedulable trials: killed now, settled like any result."""
+    results = []
+    for verdict in watchdog.check(run.backend.running_numbers, run.backend.infeasible):
+        run.backend.kill(verdict.number)
+        results.append(
+            JobResult(
+                verdict.number, "FAILED", trial_id=verdict.trial_id, error=verdict.reason,
+                failure_kind=verdict.kind.value,
+            )
+        )  # fmt: skip
+    return results
+
+
+class StoreOutage:
+    """A database restart or failover must not end a sweep of hours: while the store (or
+    Optuna's storage, the same database) is unreachable the loop keeps its results and
+    tries again each second. After OUTAGE_LIMIT_S without a successful pass it gives up
+    with the store's own one-line error, and `sweepctl resume` continues later."""
+
+    OUTAGE_LIMIT_S = 120.0
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    @contextlib.contextmanager
+    def tolerated(self) -> Iterator[None]:
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            yield
+        except (StoreError, StorageInternalError, OperationalError) as exc:
+            now = time.monotonic()
+            self.since = self.since or now
+            if now - self.since > self.OUTAGE_LIMIT_S:
+                raise
+            log.warning("store unreachable (%s); retrying", str(exc).splitlines()[0])
+            time.sleep(1.0)
+            return
+        self.since = None
 
 
 def _start(

@@ -64,7 +64,7 @@ class FailureKind(str, enum.Enum):
     nan          the loss became NaN/inf: this configuration diverges
     oom          out of memory (CUDA or host), raised in the trial or Ray's OOM killer
     timeout      resources.trial_timeout elapsed; the evaluations so far are kept
-    worker_lost  the worker process died (SIGKILL, segfault) or stopped beating
+    worker_lost  the worker process died (SIGKILL, segfault), stopped beating, or lost its store
     bad_input    the spec, data or model the trial was given cannot run
     """
 

@@ -93,6 +93,8 @@ def failure_kind_of(exc: BaseException) -> str:
 
     if isinstance(exc, UsageError):
         return "bad_input"
+    if _is_store_failure(exc):
+        return "worker_lost"  # the worker lost its database (a restart, a failover)
     if isinstance(exc, NonFiniteLossError):
         return "nan"
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
@@ -100,6 +102,14 @@ def failure_kind_of(exc: BaseException) -> str:
     if "out of memory" in str(exc).lower():
         return "oom"  # older CUDA builds raise a plain RuntimeError
     return "error"
+
+
+def _is_store_failure(exc: BaseException) -> bool:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from storage import StoreError
+
+    return isinstance(exc, (StoreError, OperationalError, InterfaceError))
 
 
 def _record_failure(job: TrialJob, reason: str, trace: str, kind: str) -> None:
