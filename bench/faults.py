@@ -86,7 +86,7 @@ def spec_file(directory: Path, runner: str) -> Path:
             "model_size": 512,
             "ff_num_hidden": 1024,
             "initial_lr": 0.0006,
-        },  # fmt: skip
+        },
         "dataset": {"path": "nmtlc", "name": "material-sw-en", "text_fields": ["x"]},
         "objective": {"metric": "loss"},
         "tracking": {"wandb": {"mode": "disabled"}},
@@ -211,12 +211,7 @@ def inject_pg_restarts(case: Case, process: subprocess.Popen[str]) -> None:
         command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
         subprocess.run(command, check=True, capture_output=True)
         restarted = time.monotonic()
-        more = case.wait(
-            lambda: [
-                t for t in case.trials() if t.state is TrialState.COMPLETED and t.id not in done
-            ],  # fmt: skip
-            120,
-        )
+        more = case.wait(lambda d=done: new_completions(case, d), 120)
         if more:
             case.result.recover_s.append(round(time.monotonic() - restarted, 2))
 
