@@ -71,14 +71,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sweepctl: error: {exc}", file=sys.stderr)
         return USAGE_EXIT_CODE
     except _store_errors() as exc:
-        print(f"sweepctl: error: {exc}", file=sys.stderr)
+        print(f"sweepctl: error: {_one_line(exc)}", file=sys.stderr)
+        return USAGE_EXIT_CODE
+    except OSError as exc:  # a read-only or full disk under SWEEPCTL_HOME, a missing folder
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"sweepctl: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return USAGE_EXIT_CODE
 
 
 def _store_errors() -> tuple[type[Exception], ...]:
+    """The store's own errors, and the driver errors Optuna's storage lets through (its
+    commit on a full disk raises SQLAlchemy's OperationalError from inside Optuna)."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
     from storage import StoreError
 
-    return (StoreError,)
+    return (StoreError, SQLAlchemyError, StorageInternalError)
+
+
+def _one_line(exc: BaseException) -> str:
+    """SQLAlchemy's messages carry the SQL and a help link, and Optuna wraps them: the
+    driver's own first line ("database or disk is full") says what happened."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        original = getattr(cause, "orig", None)
+        if original is not None:
+            return f"database error: {str(original).strip().splitlines()[0]}"
+        cause = cause.__cause__ or cause.__context__
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
@@ -128,7 +150,7 @@ def cmd_trial(args: argparse.Namespace, console: Console) -> int:
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
     from storage import Store, resolve_db_url
 
-    store = Store(resolve_db_url(args.db))
+    store = Store(resolve_db_url(args.db), read_only=True)
     try:
         record = store.get_trial(args.trial_id).to_dict()
     finally:
