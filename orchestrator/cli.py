@@ -105,11 +105,11 @@ def _one_line(exc: BaseException) -> str:
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.spec import load_spec
-    from workers.data import check_data_files
+    from workers.data import check_dataset, dataset_seed
     from workers.models import check_model_args
 
     spec = load_spec(args.spec)
-    check_data_files(spec.dataset)
+    check_dataset(spec.dataset, dataset_seed(spec))
     checked = check_model_args(spec.model, spec.model_args, spec.search_space)
     if spec.stages:
         from orchestrator.search import baseline

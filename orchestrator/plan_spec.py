@@ -154,7 +154,14 @@ def _stage_parameter_names(
         if source is None or source.strategy != "ofat":
             name = stage.parameters.from_stage
             raise FieldError(where, f"parameters.from: '{name}' is not an earlier OFAT stage")
-        return [n for n in space if space[n].ofat]
+        screened = [n for n in space if space[n].ofat]
+        if stage.parameters.top > len(screened):
+            raise FieldError(
+                where,
+                f"parameters.top: {stage.parameters.top}, but OFAT stage "
+                f"'{stage.parameters.from_stage}' ranks only {len(screened)} parameter(s)",
+            )
+        return screened
     unknown = [n for n in stage.parameters if n not in space]
     if unknown:
         raise FieldError(where, f"parameters {unknown} are not in search_space")

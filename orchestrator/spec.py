@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,9 +29,11 @@ from pydantic import (
     model_validator,
 )
 
+from orchestrator import spec_yaml
 from orchestrator.errors import SpecError
 from orchestrator.plan_spec import PruningSpec, ResourcesSpec, RetriesSpec, StageSpec, check_plan
 from orchestrator.spec_base import FieldError, Scalar, StrictModel, suggest
+from orchestrator.spec_yaml import SpecLoader  # noqa: F401  (re-exported for readers)
 
 # Settings sweepctl derives itself; letting users set them would break best-checkpoint
 # selection or the one-checkpoint-per-trial disk budget.
@@ -273,9 +276,12 @@ class SweepSpec(StrictModel):
     @field_validator("search_space")
     @classmethod
     def _tunable_names(cls, space: dict[str, Param]) -> dict[str, Param]:
-        for name in space:
+        for name, param in space.items():
             if name in OWNED_TRAINING_KEYS:
                 raise FieldError(name, "set by sweepctl and cannot be searched")
+            values = param.choices if param.type == "categorical" else [param.low, param.high]
+            for value in [*values, *param.ofat]:
+                check_hyperparameter(name, value)  # every value it can take must be valid
         return space
 
     @property
@@ -288,10 +294,15 @@ class SweepSpec(StrictModel):
 
 
 def _check_training_values(training: dict[str, Any]) -> None:
-    """Let TrainingArguments itself judge the values, so the rules never drift from HF's."""
+    """Types and ranges TrainingArguments does not check (it takes `learning_rate: fast`,
+    a batch size of 0 or `.inf` epochs and fails mid-trial, or never), then let
+    TrainingArguments judge the rest, so the remaining rules never drift from HF's."""
     import tempfile
 
     from transformers import TrainingArguments
+
+    for key, value in training.items():
+        check_hyperparameter(key, value)
 
     hf_keys = {k: v for k, v in training.items() if k not in EXTRA_TRAINING_KEYS}
     hf_keys.setdefault("eval_strategy", "epoch")
@@ -306,6 +317,56 @@ def _check_training_values(training: dict[str, Any]) -> None:
         raise FieldError(
             "early_stopping_patience", f"expected a positive integer (got {patience!r})"
         )
+
+
+# name -> (kind, low, high, low inclusive): what a value must be before a trial starts
+VALUE_RULES: dict[str, tuple[str, float, float, bool]] = {
+    "learning_rate": ("float", 0.0, 1.0, False),
+    "weight_decay": ("float", 0.0, 10.0, True),
+    "warmup_ratio": ("float", 0.0, 1.0, True),
+    "max_grad_norm": ("float", 0.0, 1e6, True),
+    "adam_beta1": ("float", 0.0, 1.0, True),
+    "adam_beta2": ("float", 0.0, 1.0, True),
+    "adam_epsilon": ("float", 0.0, 1.0, False),
+    "label_smoothing_factor": ("float", 0.0, 1.0, True),
+    "num_train_epochs": ("float", 0.0, 10_000.0, False),
+    "per_device_train_batch_size": ("int", 1, 1_000_000, True),
+    "per_device_eval_batch_size": ("int", 1, 1_000_000, True),
+    "gradient_accumulation_steps": ("int", 1, 1_000_000, True),
+    "warmup_steps": ("int", 0, 10_000_000, True),
+    "eval_steps": ("int", 1, 10_000_000, True),
+    "logging_steps": ("int", 1, 10_000_000, True),
+    "seed": ("int", 0, 2**32 - 1, True),
+    "data_seed": ("int", 0, 2**32 - 1, True),
+}
+
+
+def check_hyperparameter(key: str, value: Any) -> None:
+    """Raise FieldError(key) when `value` cannot be this TrainingArguments setting.
+    `max_steps: -1` is HF's "no limit" and allowed; bools are not numbers here."""
+    if key == "max_steps":
+        if not _is_int(value) or (value < 1 and value != -1):
+            raise FieldError(key, f"expected a positive integer or -1 (got {value!r})")
+        return
+    rule = VALUE_RULES.get(key)
+    if rule is None or value is None:
+        return
+    kind, low, high, low_inclusive = rule
+    if kind == "int" and not _is_int(value):
+        raise FieldError(key, f"expected an integer (got {value!r})")
+    if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise FieldError(key, f"expected a number (got {value!r})")
+    number = float(value)
+    if not math.isfinite(number):
+        raise FieldError(key, f"expected a finite number (got {value!r})")
+    too_low = number < low or (number == low and not low_inclusive)
+    if too_low or number > high:
+        bracket = "[" if low_inclusive else "("
+        raise FieldError(key, f"expected a value in {bracket}{low:g}, {high:g}] (got {value!r})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def tunable_parameter_kind(name: str) -> Literal["training", "dataset", "model"]:
@@ -364,34 +425,15 @@ def parse_spec(data: Any, source: str, base_dir: Path) -> SweepSpec:
         raise SpecError(format_validation_error(exc, source)) from None
 
 
-class SpecLoader(yaml.SafeLoader):
-    """SafeLoader that reads `2e-5` as a float: YAML 1.1 wants `2.0e-5`, and a learning rate
-    silently loaded as the string "2e-5" is the most common sweep-spec bug there is."""
-
-
-SpecLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+][0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.X,
-    ),
-    list("-+0123456789."),
-)
-
-
 def load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=SpecLoader)
+    """Bounded and strict (orchestrator.spec_yaml): duplicate keys, alias bombs and deep
+    nesting are errors, so the loader is never what breaks."""
+    return spec_yaml.load_yaml(text)
 
 
 def load_spec(path: str | Path) -> SweepSpec:
     spec_path = Path(path)
-    if not spec_path.is_file():
-        raise SpecError(f"{spec_path}: spec file not found")
-    text = spec_path.read_text(encoding="utf-8")
+    text = spec_yaml.read_spec_text(spec_path)
     return parse_spec_text(text, str(spec_path), spec_path.resolve().parent)
 
 
@@ -400,9 +442,9 @@ def parse_spec_text(text: str, source: str, base_dir: Path) -> SweepSpec:
     try:
         data = load_yaml(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{source}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise SpecError(spec_yaml.yaml_error_message(exc, source)) from None
+    except RecursionError:
+        raise SpecError(f"{source}: nested too deeply to read") from None
     return parse_spec(data, source, base_dir)
 
 

@@ -90,14 +90,14 @@ def _store(args: argparse.Namespace, read_only: bool = False) -> Iterator[Any]:
 def check_launchable(spec: Any, source: str, runner: str = "transformer") -> None:
     """What `launch` checks before it writes anything; the server's submissions too."""
     from orchestrator.search import baseline
-    from workers.data import check_data_files
+    from workers.data import check_dataset, dataset_seed
     from workers.models import check_model_args
 
     if not spec.stages:
         raise SpecError(f"{source}: stages: launch needs at least one stage")
     baseline(spec)
     if runner == "transformer":
-        check_data_files(spec.dataset)
+        check_dataset(spec.dataset, dataset_seed(spec))  # reads the data as a trial does
         check_model_args(spec.model, spec.model_args, spec.search_space)
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_from_disk
 
 from orchestrator.errors import DataError
-from orchestrator.spec import FILE_BUILDERS, DatasetSpec
+from orchestrator.spec import FILE_BUILDERS, DatasetSpec, SweepSpec
 from workers.labels import encode_labels
 
 LOG = logging.getLogger("sweepctl.data")
@@ -50,8 +50,25 @@ def check_data_files(spec: DatasetSpec) -> None:
     for key, files in {**(spec.data_files or {}), **(spec.class_files or {})}.items():
         section = "data_files" if spec.data_files else "class_files"
         for name in [files] if isinstance(files, str) else files:
-            if "://" not in name and not Path(name).is_file():
+            if "://" in name:
+                continue
+            if not Path(name).is_file():
                 raise DataError(f"dataset.{section}.{key}: file not found: {name}")
+            if Path(name).stat().st_size == 0:
+                raise DataError(f"dataset.{section}.{key}: empty file (0 bytes): {name}")
+            if spec.path == "csv" and _lines_with_text(Path(name), 2) < 2:
+                raise DataError(f"dataset.{section}.{key}: has no rows (only a header?): {name}")
+
+
+def _lines_with_text(path: Path, enough: int) -> int:
+    """Non-blank lines, counted up to `enough` (a CSV needs a header and one row)."""
+    count = 0
+    with path.open("rb") as handle:
+        for line in handle:
+            count += bool(line.strip())
+            if count >= enough:
+                break
+    return count
 
 
 def prepare_data(spec: DatasetSpec, tokenizer: Any, seed: int, cache_root: Path) -> PreparedData:
@@ -72,9 +89,46 @@ def build_splits(spec: DatasetSpec, seed: int) -> tuple[DatasetDict, list[str]]:
     raw = load_raw(spec)
     roles = _select_roles(raw, spec)
     _check_columns(roles, spec)
+    _check_rows(roles)
     roles, label_names = encode_labels(roles, spec)
     roles = _carve_missing_splits(roles, spec, seed)
+    _check_train_classes(roles, label_names)
     return _subsample(roles, spec, seed), label_names
+
+
+def dataset_seed(spec: SweepSpec) -> int:
+    """The seed subsets and carved splits use: dataset.seed, else training's seed."""
+    return spec.dataset.seed if spec.dataset.seed is not None else spec.seed
+
+
+def check_dataset(spec: DatasetSpec, seed: int) -> None:
+    """Everything a trial's data preparation checks, without the tokenizer: what
+    `validate`, `launch` and `resume` run before they write a row."""
+    import datasets
+
+    if spec.path not in FILE_BUILDERS:
+        return  # hub datasets are checked by the trial that downloads them
+    check_data_files(spec)
+    datasets.disable_progress_bars()  # the answer is one line, not a screen of bars
+    try:
+        build_splits(spec, seed)
+    finally:
+        datasets.enable_progress_bars()
+
+
+def _check_rows(roles: DatasetDict) -> None:
+    for role, split in roles.items():
+        if len(split) == 0:
+            raise DataError(f"dataset: the {role} split has no rows (only a header?)")
+
+
+def _check_train_classes(roles: DatasetDict, label_names: list[str]) -> None:
+    present = set(roles["train"].unique("labels"))
+    if len(present) < 2:
+        names = [label_names[i] for i in sorted(present)]
+        raise DataError(
+            f"dataset: the train split has a single class {names}; a classifier needs two"
+        )
 
 
 def load_raw(spec: DatasetSpec) -> DatasetDict:
@@ -231,8 +285,12 @@ def _save_atomically(splits: DatasetDict, label_names: list[str], cache_dir: Pat
 
 
 def _first_line(exc: BaseException) -> str:
+    """datasets wraps parse errors in "An error occurred while generating the dataset":
+    the innermost cause says what is wrong with the file."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
 
-__all__ = ["ClassLabel", "PreparedData", "check_data_files", "prepare_data"]
+__all__ = ["ClassLabel", "PreparedData", "check_data_files", "check_dataset", "prepare_data"]

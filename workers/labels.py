@@ -22,6 +22,7 @@ def encode_labels(roles: DatasetDict, spec: DatasetSpec) -> tuple[DatasetDict, l
     feature = next(iter(roles.values())).features[field]
     class_names = feature.names if isinstance(feature, ClassLabel) else None
     raw_values = _unique_values(roles, field)
+    _check_labels_seen_in_train(raw_values)
     value_to_name = _value_names(raw_values, class_names, spec)
     preferred = list(spec.class_files or []) or (class_names if not spec.label_map else None)
     label_names, name_to_id = _label_ids(value_to_name, preferred or [])
@@ -44,11 +45,32 @@ def _unique_values(roles: DatasetDict, field: str) -> dict[str, list[Any]]:
     values: dict[str, list[Any]] = {}
     for role, split in roles.items():
         unique = split.unique(field)
-        if None in unique:
-            row = split[field].index(None)
-            raise DataError(f"dataset.label_field: empty label in {role} row {row}")
+        for value in unique:
+            if _is_empty(value):
+                row = next(i for i, v in enumerate(split[field]) if _is_empty(v))
+                raise DataError(
+                    f"dataset.label_field: empty or NaN label '{field}' in the {role} split, "
+                    f"row {row + 1}; every row needs a label"
+                )
         values[role] = unique
     return values
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value != value or (isinstance(value, str) and not value.strip())
+
+
+def _check_labels_seen_in_train(raw_values: dict[str, list[Any]]) -> None:
+    """A label only validation or test has would give the head the wrong number of
+    classes and a class the model can never have learned."""
+    train = set(raw_values.get("train", []))
+    for role, values in raw_values.items():
+        unseen = sorted(str(v) for v in values if v not in train)
+        if role != "train" and unseen:
+            raise DataError(
+                f"dataset.label_field: label(s) {', '.join(unseen[:5])} of the {role} split "
+                "never appear in train"
+            )
 
 
 def _value_names(
@@ -100,6 +122,13 @@ def _integer_labels(targets: set[int]) -> tuple[list[str], dict[Any, int]]:
     count = max(targets) + 1
     if count < 2:
         raise DataError("dataset.label_field: found a single label 0; need at least two")
+    missing = sorted(set(range(count)) - targets)
+    if missing:  # {0, 5} would silently become six classes, four of them never seen
+        found = ", ".join(str(t) for t in sorted(targets))
+        raise DataError(
+            f"dataset.label_field: integer labels must be the class ids 0..K-1, found {found} "
+            f"(no {', '.join(map(str, missing[:5]))}); set dataset.label_map to name them"
+        )
     return [str(i) for i in range(count)], {t: t for t in targets}
 
 

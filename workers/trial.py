@@ -26,7 +26,7 @@ import optuna
 from orchestrator.spec import SweepSpec, spec_to_dict
 from storage import EvaluationRecord, Store, TrialState
 from workers.arguments import Hardware, training_arguments
-from workers.data import PreparedData, prepare_data
+from workers.data import PreparedData, dataset_seed, prepare_data
 from workers.job import JobResult, TrialJob, failure_kind_of
 from workers.metrics import ClassificationMetrics, classification_scores
 from workers.models import (
@@ -72,8 +72,7 @@ def prepare_trial(spec: SweepSpec, params: dict[str, Any], home: Path) -> Prepar
     """Load everything a trial needs. Raises UsageError subclasses for bad input."""
     source = resolve_model_source(spec.model)
     tokenizer = load_tokenizer(source, spec.model)
-    seed = spec.dataset.seed if spec.dataset.seed is not None else spec.seed
-    data = prepare_data(spec.dataset, tokenizer, seed, home / "cache" / "tokenized")
+    data = prepare_data(spec.dataset, tokenizer, dataset_seed(spec), home / "cache" / "tokenized")
     config = load_config(source, spec.model, data.label_names, spec.model_args)
     _seed_everything(spec.seed)  # the new classifier head must not depend on earlier trials
     model = load_classifier(source, spec.model, config)
