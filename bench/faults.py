@@ -50,7 +50,7 @@ import yaml  # noqa: E402
 
 from bench.fault_load import load_row, pg_database  # noqa: E402
 from storage import Store, TrialState  # noqa: E402
-from tests.fault_helpers import start_sweepctl, trial_workers  # noqa: E402
+from tests.fault_helpers import poll_until, start_sweepctl, trial_workers  # noqa: E402
 
 NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 KINDS = ("orchestrator_kill", "worker_kill", "worker_stop", "pg_restart")
@@ -134,13 +134,7 @@ class Case:
                 self.completed[trial.id] = trial.objective
 
     def wait(self, predicate: Any, timeout: float = 120.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        return None
+        return poll_until(predicate, timeout, every=0.05)
 
     def running(self) -> list[Any]:
         return [t for t in self.trials() if t.state is TrialState.RUNNING]

@@ -71,14 +71,22 @@ def start_sweepctl(
     )
 
 
-def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
+def poll_until(predicate: Callable[[], Any], timeout: float, every: float = 0.1) -> Any:
+    """The predicate's first truthy value, or None once `timeout` seconds have passed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+    return None
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
+    value = poll_until(predicate, timeout)
+    if not value:
+        raise AssertionError(f"timed out waiting for {what}")
+    return value
 
 
 def running_trials(url: str, sweep: str) -> list[Any]:
