@@ -93,6 +93,10 @@ def _store_errors() -> tuple[type[Exception], ...]:
 def _one_line(exc: BaseException) -> str:
     """SQLAlchemy's messages carry the SQL and a help link, and Optuna wraps them: the
     driver's own first line ("database or disk is full") says what happened."""
+    from storage import StoreError
+
+    if isinstance(exc, StoreError):
+        return str(exc)  # already one line that names the (redacted) database
     cause: BaseException | None = exc
     while cause is not None:
         original = getattr(cause, "orig", None)

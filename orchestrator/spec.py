@@ -321,7 +321,7 @@ def _check_training_values(training: dict[str, Any]) -> None:
 
 # name -> (kind, low, high, low inclusive): what a value must be before a trial starts
 VALUE_RULES: dict[str, tuple[str, float, float, bool]] = {
-    "learning_rate": ("float", 0.0, 1.0, False),
+    "learning_rate": ("float", 0.0, math.inf, False),  # positive and finite, as the issue asks
     "weight_decay": ("float", 0.0, 10.0, True),
     "warmup_ratio": ("float", 0.0, 1.0, True),
     "max_grad_norm": ("float", 0.0, 1e6, True),
@@ -361,8 +361,11 @@ def check_hyperparameter(key: str, value: Any) -> None:
         raise FieldError(key, f"expected a finite number (got {value!r})")
     too_low = number < low or (number == low and not low_inclusive)
     if too_low or number > high:
-        bracket = "[" if low_inclusive else "("
-        raise FieldError(key, f"expected a value in {bracket}{low:g}, {high:g}] (got {value!r})")
+        if math.isinf(high):
+            wanted = f"a finite number {'>=' if low_inclusive else '>'} {low:g}"
+        else:
+            wanted = f"a value in {'[' if low_inclusive else '('}{low:g}, {high:g}]"
+        raise FieldError(key, f"expected {wanted} (got {value!r})")
 
 
 def _is_int(value: Any) -> bool:

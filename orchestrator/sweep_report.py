@@ -165,6 +165,8 @@ def status_renderables(store: Store, name: str) -> list[RenderableType]:
             f"[bold]sweep {sweep.name}[/bold]  {sweep.state.name}  "
             f"objective {objective.metric} ({'max' if objective.maximize else 'min'}imize)"
         ),
+        *([Text(f"why: {sweep.error}")] if sweep.error else []),
+        *([Text(f"driven by {sweep.owner}")] if sweep.owner else []),
         _stages_table(sweep, trials),
         _best_line(trials, objective),
     ]
@@ -185,14 +187,29 @@ def _stages_table(sweep: SweepRecord, trials: list[TrialRecord]) -> Table:
     for stage in sweep.stages:
         mine = [t for t in trials if t.stage == stage.name]
         counts = counts_text(state_counts(mine))
-        reused = (stage.summary or {}).get("reused")
-        if reused:  # answered from an earlier run of the same configuration: no training
-            counts += f", {reused} reused"
+        counts += _outcome_notes(stage.summary or {}, mine)
         table.add_row(stage.name, stage.strategy, stage.state.name, counts)
     unstaged = [t for t in trials if t.stage is None]
     if unstaged:  # single `sweepctl trial` runs adopted by the sweep
         table.add_row("(single trials)", "-", "-", counts_text(state_counts(unstaged)))
     return table
+
+
+def _outcome_notes(summary: dict[str, object], trials: list[TrialRecord]) -> str:
+    """Reused answers, retried attempts, given-up points and why trials failed, so a
+    stage that looks COMPLETED never hides what it lost."""
+    notes = [
+        f"{summary[key]} {label}"
+        for key, label in (("reused", "reused"), ("retried", "retried"), ("given_up", "given up"))
+        if summary.get(key)
+    ]
+    kinds: dict[str, int] = {}
+    for trial in trials:
+        if trial.failure_kind:
+            kinds[trial.failure_kind] = kinds.get(trial.failure_kind, 0) + 1
+    if kinds:
+        notes.append("failed: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
+    return "".join(f", {note}" for note in notes)
 
 
 def _best_line(trials: list[TrialRecord], objective: ObjectiveSpec) -> Text:

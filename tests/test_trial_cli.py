@@ -279,5 +279,8 @@ def test_trial_and_show_against_postgresql(
 def test_show_unknown_trial_is_a_usage_error(
     home: Path, sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert run_cli("show", "999", "--db", sqlite_url) == 2  # no database there at all
+    assert "no sweepctl database at" in capsys.readouterr().err.strip()
+    Store(sqlite_url).close()
     assert run_cli("show", "999", "--db", sqlite_url) == 2
     assert capsys.readouterr().err.strip().startswith("sweepctl: error: trial 999 not found")
