@@ -56,6 +56,7 @@ NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 KINDS = ("orchestrator_kill", "worker_kill", "worker_stop", "pg_restart")
 STEP_SECONDS = {"noop": 0.8, "replay": 0.05}  # a trial lasts about a second either way
 SWEEP = "faults"
+POINTS = 6 * 3 * 2  # the grid below
 
 
 @dataclass
@@ -92,8 +93,8 @@ def spec_file(directory: Path, runner: str) -> Path:
         "tracking": {"wandb": {"mode": "disabled"}},
         "search_space": {
             "bpe": {"type": "categorical", "choices": [1, 2, 4, 8, 16, 32]},
-            "num_layers": {"type": "categorical", "choices": [1, 2, 4, 6]},
-            "model_size": {"type": "categorical", "choices": [256, 512, 1024]},
+            "num_layers": {"type": "categorical", "choices": [1, 2, 4]},
+            "model_size": {"type": "categorical", "choices": [256, 512]},
         },
         "stages": [{"name": "grid", "strategy": "grid"}],
         "resources": {"max_concurrent_trials": 2, "heartbeat_interval": 1.0},
@@ -274,7 +275,7 @@ def render(results: list[CaseResult], load: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r.kind} | {r.runner} | {r.store} | {r.injections} | {r.completed_lost} | "
             f"{r.trained_twice} | {r.unfinished_left} | {r.attempts_retried} | {r.given_up} | "
-            f"{r.completed_points}/72 | {r.final_state} | {recover} |"
+            f"{r.completed_points}/{POINTS} | {r.final_state} | {recover} |"
         )
     if load:
         lines += [
