@@ -1,7 +1,7 @@
 """Fault injection: does a sweep's record stay true when its processes are killed?
 
 Each case runs a real `sweepctl launch` (Ray backend, a private local Ray, 2 trials at a
-time) of a 72-point grid over NMTLC hyperparameters, on the noop or the replay runner and
+time) of a 36-point grid over NMTLC hyperparameters, on the noop or the replay runner and
 on SQLite or PostgreSQL, and injects one kind of fault N times at random moments:
 
     orchestrator_kill  SIGKILL of `sweepctl launch`/`resume`, then `sweepctl resume`
