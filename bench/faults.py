@@ -4,7 +4,10 @@ Each case runs a real `sweepctl launch` (Ray backend, a private local Ray, 2 tri
 time) of a 36-point grid over NMTLC hyperparameters, on the noop or the replay runner and
 on SQLite or PostgreSQL, and injects one kind of fault N times at random moments:
 
-    orchestrator_kill  SIGKILL of `sweepctl launch`/`resume`, then `sweepctl resume`
+    orchestrator_kill  SIGKILL of `sweepctl launch`/`resume`, then `sweepctl resume`; on the
+                       inline backend by default (`--orchestrator-backend ray` for Ray),
+                       because a private Ray's start-up (~15 s on 2 cores) per resume
+                       would fit only a handful of kills into one sweep
     worker_kill        SIGKILL of the Ray worker running a trial (the kernel OOM killer)
     worker_stop        SIGSTOP of that worker (a hang): found after 3 missed heartbeats
     pg_restart         a PostgreSQL restart mid-sweep (PostgreSQL cases only)
@@ -56,7 +59,8 @@ NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 KINDS = ("orchestrator_kill", "worker_kill", "worker_stop", "pg_restart")
 STEP_SECONDS = {"noop": 0.8, "replay": 0.05}  # a trial lasts about a second either way
 SWEEP = "faults"
-POINTS = 6 * 3 * 2  # the grid below
+ORCHESTRATOR_BACKEND = "inline"
+POINTS = 6 * 4 * 3  # the grid below
 
 
 @dataclass
@@ -93,8 +97,8 @@ def spec_file(directory: Path, runner: str) -> Path:
         "tracking": {"wandb": {"mode": "disabled"}},
         "search_space": {
             "bpe": {"type": "categorical", "choices": [1, 2, 4, 8, 16, 32]},
-            "num_layers": {"type": "categorical", "choices": [1, 2, 4]},
-            "model_size": {"type": "categorical", "choices": [256, 512]},
+            "num_layers": {"type": "categorical", "choices": [1, 2, 4, 6]},
+            "model_size": {"type": "categorical", "choices": [256, 512, 1024]},
         },
         "stages": [{"name": "grid", "strategy": "grid"}],
         "resources": {"max_concurrent_trials": 2, "heartbeat_interval": 1.0},
@@ -120,6 +124,8 @@ class Case:
 
     def sweepctl(self, *args: str) -> subprocess.Popen[str]:
         extra = ["--db", self.url, "--runner", runner_arg(self.runner)]
+        if self.kind == "orchestrator_kill":
+            extra += ["--backend", ORCHESTRATOR_BACKEND]
         return start_sweepctl([*args, *extra], self.home, STEP_SECONDS[self.runner])
 
     def trials(self) -> list[Any]:
@@ -300,8 +306,11 @@ def main() -> int:
     parser.add_argument("--runners", default="noop,replay")
     parser.add_argument("--stores", default="sqlite,postgresql")
     parser.add_argument("--load", action="store_true", help="add the store load row")
+    parser.add_argument("--orchestrator-backend", choices=["inline", "ray"], default="inline")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    global ORCHESTRATOR_BACKEND
+    ORCHESTRATOR_BACKEND = args.orchestrator_backend
     results = []
     for kind in args.kinds.split(","):
         for store in args.stores.split(","):

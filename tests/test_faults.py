@@ -49,12 +49,14 @@ def kill_first_worker(url: str, sweep: str, process: Any, sig: signal.Signals) -
     return running[0].optuna_trial_number
 
 
+@pytest.mark.parametrize(("runner", "step_seconds"), [(ANALYTIC, 0.3), ("noop", 1.5)])
 def test_a_sigkilled_worker_is_recorded_lost_and_its_point_trained_by_a_second_attempt(
-    tmp_path: Path, home: Path
+    runner: str, step_seconds: float, tmp_path: Path, home: Path
 ) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     spec = analytic_grid_spec(tmp_path / "spec.yaml", "killed")
-    process = start_sweepctl(["launch", str(spec), "--db", url, "--runner", ANALYTIC], home)
+    args = ["launch", str(spec), "--db", url, "--runner", runner]
+    process = start_sweepctl(args, home, step_seconds=step_seconds)
     killed = kill_first_worker(url, "killed", process, signal.SIGKILL)
     code, _out, err = finish(process)
     assert code == 0, err
