@@ -178,10 +178,15 @@ def inject_worker_fault(case: Case, process: subprocess.Popen[str], sig: signal.
         os.kill(victim.pid, sig)
         injected = time.monotonic()
         retried = case.wait(lambda ids=ids: [t for t in case.trials() if t.retry_of in ids], 30)
-        if retried:
-            case.result.recover_s.append(round(time.monotonic() - injected, 2))
-        else:
+        if not retried:
             case.result.notes.append("an injection saw no retry within 30 s")
+            continue
+        case.result.recover_s.append(round(time.monotonic() - injected, 2))
+        # the next fault waits for this retry to end: each injection hits a fresh moment,
+        # not the retry it just caused (that would test max_attempts, not recovery)
+        retry_ids = {t.id for t in retried}
+        case.wait(lambda r=retry_ids: all(t.state.is_finished for t in case.trials()
+                                          if t.id in r), 60)  # fmt: skip
 
 
 def inject_orchestrator_kill(case: Case, process: subprocess.Popen[str]) -> subprocess.Popen[str]:
