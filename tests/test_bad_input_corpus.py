@@ -94,3 +94,30 @@ def test_a_malformed_input_is_one_line_exit_2_and_writes_nothing(
     assert main(["launch", str(path), "--db", str(db), "--backend", "inline"]) == 2
     assert case.expect in the_one_error_line(capsys)
     assert stored_rows(db) == 0
+
+
+SUBPROCESS_CASES = ["delimiter 123", "binary garbage csv", "labels 0 and 5", "alias bomb"]
+
+
+@pytest.mark.parametrize("name", SUBPROCESS_CASES)
+def test_a_real_validate_process_prints_exactly_one_line(
+    name: str, base_spec: dict[str, Any], tmp_path: Path, home: Path
+) -> None:
+    """In a real process nothing else reaches stderr: no library log lines, no bars."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    case = next(c for c in CORPUS if c.name == name)
+    path = write_case(case, base_spec, tmp_path / "case")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "validate", str(path)],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("sweepctl: error: "), done.stderr
+    assert case.expect in lines[0]

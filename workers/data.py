@@ -10,12 +10,14 @@ each batch to its own longest row, which is where most of the speed-up over
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,15 +137,32 @@ def load_raw(spec: DatasetSpec) -> DatasetDict:
     from datasets import load_dataset
 
     try:
-        if spec.class_files:
-            return DatasetDict({spec.splits.train: _load_class_files(spec, load_dataset)})
-        loaded = load_dataset(
-            spec.path, spec.name, data_files=spec.data_files, **spec.builder_kwargs
-        )
+        with _builder_logs_silenced():
+            return _load(spec, load_dataset)
     except (FileNotFoundError, ValueError, OSError) as exc:
         raise DataError(f"dataset: cannot load '{spec.path}': {_first_line(exc)}") from None
     except Exception as exc:  # pandas/pyarrow parse errors have no common base class
         raise DataError(f"dataset: cannot parse '{spec.path}' files: {_first_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _builder_logs_silenced() -> Iterator[None]:
+    """The builders log a parse failure (with the file's lines) before raising it; the
+    DataError made from the exception is the one line users get instead."""
+    from datasets.utils import logging as ds_logging
+
+    verbosity = ds_logging.get_verbosity()
+    ds_logging.set_verbosity(ds_logging.CRITICAL)
+    try:
+        yield
+    finally:
+        ds_logging.set_verbosity(verbosity)
+
+
+def _load(spec: DatasetSpec, load_dataset: Any) -> DatasetDict:
+    if spec.class_files:
+        return DatasetDict({spec.splits.train: _load_class_files(spec, load_dataset)})
+    loaded = load_dataset(spec.path, spec.name, data_files=spec.data_files, **spec.builder_kwargs)
     return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
 
 
