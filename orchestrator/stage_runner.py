@@ -266,15 +266,20 @@ def _start(
     if proposal.retry_of is not None:
         earlier = run.store.trial_by_optuna_number(run.spec.name, proposal.retry_of)
         retry_of = earlier.id if earlier is not None else None
-    trial_id = run.store.create_trial(
-        run.spec.name,
-        spec_dict,
-        dict(trial.params),
-        {},
-        stage=stage.name,
-        optuna_trial_number=trial.number,
-        attempt=proposal.attempt,
-        retry_of=retry_of,
+    trial_id = _with_store_retries(
+        lambda: (
+            _existing_row(run, trial.number)
+            or run.store.create_trial(
+                run.spec.name,
+                spec_dict,
+                dict(trial.params),
+                {},
+                stage=stage.name,
+                optuna_trial_number=trial.number,
+                attempt=proposal.attempt,
+                retry_of=retry_of,
+            )
+        )
     )
     job = TrialJob(
         sweep=run.spec.name,
@@ -293,6 +298,26 @@ def _start(
     run.backend.start(job)
     data = {"stage": stage.name, "number": trial.number, "params": job.params}
     run.on_event("trial_started", {**data, "attempt": proposal.attempt})
+
+
+def _with_store_retries(write: Any) -> Any:
+    """A row creation that meets a database restart is tried again each second for up to
+    StoreOutage.OUTAGE_LIMIT_S, like the loop's other store calls (the write first looks
+    for the row an earlier try may have committed before its connection dropped)."""
+    deadline = time.monotonic() + StoreOutage.OUTAGE_LIMIT_S
+    while True:
+        try:
+            return write()
+        except StoreError as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("store unreachable (%s); retrying", str(exc).splitlines()[0])
+            time.sleep(1.0)
+
+
+def _existing_row(run: SweepRun, number: int) -> int | None:
+    stored = run.store.trial_by_optuna_number(run.spec.name, number)
+    return stored.id if stored is not None else None
 
 
 def settle(run: SweepRun, proposer: StageProposer, stage: StageSpec, result: JobResult) -> None:
