@@ -109,12 +109,10 @@ def _one_line(exc: BaseException) -> str:
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     from orchestrator.spec import load_spec
-    from workers.data import check_dataset, dataset_seed
-    from workers.models import check_model_args
+    from orchestrator.sweep_cli import check_trial_inputs
 
     spec = load_spec(args.spec)
-    check_dataset(spec.dataset, dataset_seed(spec))
-    checked = check_model_args(spec.model, spec.model_args, spec.search_space)
+    checked = check_trial_inputs(spec)
     if spec.stages:
         from orchestrator.search import baseline
 

@@ -267,19 +267,17 @@ def _start(
         earlier = run.store.trial_by_optuna_number(run.spec.name, proposal.retry_of)
         retry_of = earlier.id if earlier is not None else None
     trial_id = _with_store_retries(
-        lambda: (
-            _existing_row(run, trial.number)
-            or run.store.create_trial(
-                run.spec.name,
-                spec_dict,
-                dict(trial.params),
-                {},
-                stage=stage.name,
-                optuna_trial_number=trial.number,
-                attempt=proposal.attempt,
-                retry_of=retry_of,
-            )
-        )
+        lambda: run.store.create_trial(
+            run.spec.name,
+            spec_dict,
+            dict(trial.params),
+            {},
+            stage=stage.name,
+            optuna_trial_number=trial.number,
+            attempt=proposal.attempt,
+            retry_of=retry_of,
+        ),
+        committed=lambda: _existing_row(run, trial.number),
     )
     job = TrialJob(
         sweep=run.spec.name,
@@ -300,15 +298,20 @@ def _start(
     run.on_event("trial_started", {**data, "attempt": proposal.attempt})
 
 
-def _with_store_retries(write: Any) -> Any:
+def _with_store_retries(write: Any, committed: Any) -> Any:
     """A row creation that meets a database restart is tried again each second for up to
-    StoreOutage.OUTAGE_LIMIT_S, like the loop's other store calls (the write first looks
-    for the row an earlier try may have committed before its connection dropped)."""
+    StoreOutage.OUTAGE_LIMIT_S, like the loop's other store calls. Only a retry first asks
+    `committed` for the row an earlier try may have written before its connection
+    dropped, so the normal path costs one write and no read."""
     deadline = time.monotonic() + StoreOutage.OUTAGE_LIMIT_S
+    retrying = False
     while True:
         try:
+            if retrying and (existing := committed()) is not None:
+                return existing
             return write()
         except StoreError as exc:
+            retrying = True
             if time.monotonic() > deadline:
                 raise
             log.warning("store unreachable (%s); retrying", str(exc).splitlines()[0])

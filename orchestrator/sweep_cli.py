@@ -90,15 +90,22 @@ def _store(args: argparse.Namespace, read_only: bool = False) -> Iterator[Any]:
 def check_launchable(spec: Any, source: str, runner: str = "transformer") -> None:
     """What `launch` checks before it writes anything; the server's submissions too."""
     from orchestrator.search import baseline
-    from workers.data import check_dataset, dataset_seed
-    from workers.models import check_model_args
 
     if not spec.stages:
         raise SpecError(f"{source}: stages: launch needs at least one stage")
     baseline(spec)
     if runner == "transformer":
-        check_dataset(spec.dataset, dataset_seed(spec))  # reads the data as a trial does
-        check_model_args(spec.model, spec.model_args, spec.search_space)
+        check_trial_inputs(spec)
+
+
+def check_trial_inputs(spec: Any) -> bool:
+    """The data read as a trial reads it, and the model config: what `validate`, `launch`
+    and `resume` share. False when the model config could not be checked offline."""
+    from workers.data import check_dataset, dataset_seed
+    from workers.models import check_model_args
+
+    check_dataset(spec.dataset, dataset_seed(spec))
+    return bool(check_model_args(spec.model, spec.model_args, spec.search_space))
 
 
 def cmd_launch(args: argparse.Namespace, console: Console) -> int:
