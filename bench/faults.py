@@ -1,7 +1,7 @@
 """Fault injection: does a sweep's record stay true when its processes are killed?
 
 Each case runs a real `sweepctl launch` (Ray backend, a private local Ray, 2 trials at a
-time) of a 36-point grid over NMTLC hyperparameters, on the noop or the replay runner and
+time) of a 72-point grid over NMTLC hyperparameters, on the noop or the replay runner and
 on SQLite or PostgreSQL, and injects one kind of fault N times at random moments:
 
     orchestrator_kill  SIGKILL of `sweepctl launch`/`resume`, then `sweepctl resume`; on the
@@ -53,11 +53,14 @@ import yaml  # noqa: E402
 
 from bench.fault_load import load_row, pg_database  # noqa: E402
 from storage import Store, TrialState  # noqa: E402
-from tests.fault_helpers import poll_until, start_sweepctl, trial_workers  # noqa: E402
+from tests.fault_helpers import poll_until, start_sweepctl  # noqa: E402
 
 NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 KINDS = ("orchestrator_kill", "worker_kill", "worker_stop", "pg_restart")
 STEP_SECONDS = {"noop": 0.8, "replay": 0.05}  # a trial lasts about a second either way
+# Worker faults aim at a trial in flight: trials three times as long leave the sweep
+# running through 20 injections and make a hit on a trial just finishing rare.
+TRIAL_SCALE = {"worker_kill": 3.0, "worker_stop": 3.0}
 SWEEP = "faults"
 ORCHESTRATOR_BACKEND = "inline"
 POINTS = 6 * 4 * 3  # the grid below
@@ -69,6 +72,7 @@ class CaseResult:
     runner: str
     store: str
     injections: int
+    landed: int = 0  # injections that hit a trial in flight (worker faults, restarts)
     completed_lost: int = 0
     trained_twice: int = 0
     unfinished_left: int = 0
@@ -81,7 +85,7 @@ class CaseResult:
     notes: list[str] = field(default_factory=list)
 
 
-def spec_file(directory: Path, runner: str) -> Path:
+def spec_file(directory: Path, runner: str, kind: str) -> Path:
     spec = {
         "name": SWEEP,
         "model": "replay",
@@ -102,9 +106,9 @@ def spec_file(directory: Path, runner: str) -> Path:
         },
         "stages": [{"name": "grid", "strategy": "grid"}],
         "resources": {"max_concurrent_trials": 2, "heartbeat_interval": 1.0},
-        # 20 kills of random workers hit some point twice; 4 tries keep that from giving up
-        "retries": {"max_attempts": 4},
     }
+    if kind == "pg_restart":  # a restart can cost every worker in flight its connection
+        spec["retries"] = {"max_attempts": 4}
     path = directory / f"{runner}.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
@@ -121,14 +125,15 @@ class Case:
         self.kind, self.runner, self.url, self.home = kind, runner, url, home
         self.result = CaseResult(kind, runner, label, n)
         self.completed: dict[int, float | None] = {}  # seen COMPLETED before an injection
-        self.spec = spec_file(home.parent, runner)
+        self.spec = spec_file(home.parent, runner, kind)
         self.rng = random.Random(hash((kind, runner, label)) & 0xFFFF)
 
     def sweepctl(self, *args: str) -> subprocess.Popen[str]:
         extra = ["--db", self.url, "--runner", runner_arg(self.runner)]
         if self.kind == "orchestrator_kill":
             extra += ["--backend", ORCHESTRATOR_BACKEND]
-        return start_sweepctl([*args, *extra], self.home, STEP_SECONDS[self.runner])
+        step = STEP_SECONDS[self.runner] * TRIAL_SCALE.get(self.kind, 1.0)
+        return start_sweepctl([*args, *extra], self.home, step)
 
     def trials(self) -> list[Any]:
         try:
@@ -163,30 +168,47 @@ class Case:
 
 
 def inject_worker_fault(case: Case, process: subprocess.Popen[str], sig: signal.Signals) -> None:
+    """Each fault hits the worker process of a first attempt that is RUNNING (the pid its
+    first heartbeat recorded), so every injection lands on a trial in flight and never on
+    a retry it caused; it counts when that trial ends FAILED/worker_lost."""
     for _ in range(case.result.injections):
         if process.poll() is not None:
             case.result.notes.append("the sweep ended before every injection")
             break
         time.sleep(case.rng.uniform(0.3, 1.5))
-        running = case.wait(case.running, timeout=60)
-        workers = case.wait(lambda: trial_workers(process), timeout=10)
-        if not running or not workers:
+        victims = case.wait(lambda: first_attempts_running(case), timeout=60)
+        if not victims:
             continue
         case.snapshot()
-        victim = case.rng.choice(workers)
-        ids = {t.id for t in case.trials() if not t.state.is_finished}
-        os.kill(victim.pid, sig)
+        victim = case.rng.choice(victims)
+        os.kill(worker_pid(victim), sig)
         injected = time.monotonic()
-        retried = case.wait(lambda ids=ids: [t for t in case.trials() if t.retry_of in ids], 30)
-        if not retried:
-            case.result.notes.append("an injection saw no retry within 30 s")
-            continue
-        case.result.recover_s.append(round(time.monotonic() - injected, 2))
-        # the next fault waits for this retry to end: each injection hits a fresh moment,
-        # not the retry it just caused (that would test max_attempts, not recovery)
-        retry_ids = {t.id for t in retried}
-        case.wait(lambda r=retry_ids: all(t.state.is_finished for t in case.trials()
-                                          if t.id in r), 60)  # fmt: skip
+        retried = case.wait(lambda v=victim.id: [t for t in case.trials() if t.retry_of == v], 60)
+        if retried:
+            case.result.recover_s.append(round(time.monotonic() - injected, 2))
+        ended = case.wait(lambda v=victim.id: finished_as(case, v), 30)
+        if ended is not None and ended.failure_kind == "worker_lost":
+            case.result.landed += 1
+        else:
+            state = ended.state.value if ended is not None else "unfinished"
+            case.result.notes.append(f"trial {victim.id} ended {state}, not worker_lost")
+
+
+def first_attempts_running(case: Case) -> list[Any]:
+    return [
+        t
+        for t in case.trials()
+        if t.state is TrialState.RUNNING and t.attempt == 1 and t.worker is not None
+    ]
+
+
+def worker_pid(trial: Any) -> int:
+    """`worker@host:pid` -> pid (the bench runs every worker on this host)."""
+    return int(trial.worker.rpartition(":")[2])
+
+
+def finished_as(case: Case, trial_id: int) -> Any:
+    return next((t for t in case.trials() if t.id == trial_id and t.state.is_finished), None)
 
 
 def inject_orchestrator_kill(case: Case, process: subprocess.Popen[str]) -> subprocess.Popen[str]:
@@ -200,6 +222,7 @@ def inject_orchestrator_kill(case: Case, process: subprocess.Popen[str]) -> subp
         case.snapshot()
         process.send_signal(signal.SIGKILL)
         process.wait()
+        case.result.landed += 1
         killed = time.monotonic()
         before = {t.id for t in case.trials()}
         process = case.sweepctl("resume", SWEEP)
@@ -220,6 +243,7 @@ def inject_pg_restarts(case: Case, process: subprocess.Popen[str]) -> None:
         done = {t.id for t in case.trials() if t.state is TrialState.COMPLETED}
         command = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
         subprocess.run(command, check=True, capture_output=True)
+        case.result.landed += 1
         restarted = time.monotonic()
         more = case.wait(lambda d=done: new_completions(case, d), 120)
         if more:
@@ -279,7 +303,7 @@ def account(case: Case) -> None:
 
 def render(results: list[CaseResult], load: list[dict[str, Any]]) -> str:
     lines = [
-        "| fault | runner | store | injections | completed lost | trained twice | "
+        "| fault | runner | store | landed | completed lost | trained twice | "
         "RUNNING left | retried | given up | points done | end | recover median / max (s) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
@@ -288,7 +312,8 @@ def render(results: list[CaseResult], load: list[dict[str, Any]]) -> str:
         if r.recover_s:
             recover = f"{statistics.median(r.recover_s):.1f} / {max(r.recover_s):.1f}"
         lines.append(
-            f"| {r.kind} | {r.runner} | {r.store} | {r.injections} | {r.completed_lost} | "
+            f"| {r.kind} | {r.runner} | {r.store} | {r.landed}/{r.injections} | "
+            f"{r.completed_lost} | "
             f"{r.trained_twice} | {r.unfinished_left} | {r.attempts_retried} | {r.given_up} | "
             f"{r.completed_points}/{POINTS} | {r.final_state} | {recover} |"
         )

@@ -26,6 +26,7 @@ tasks keep one source of truth (the study and the sweepctl tables in one databas
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from typing import Any
 
@@ -33,8 +34,12 @@ from workers.job import JobResult, TrialJob, execute_job
 
 
 class ExecutionBackend(ABC):
+    """The set of trials in flight is shared with the watchdog's thread (which kills hung
+    ones while the main loop may be blocked on the store), so it changes under a lock."""
+
     def __init__(self) -> None:
         self._running: dict[int, Any] = {}
+        self._lock = threading.Lock()
 
     @property
     def running(self) -> int:
@@ -42,32 +47,40 @@ class ExecutionBackend(ABC):
 
     @property
     def running_numbers(self) -> set[int]:
-        return set(self._running)
+        with self._lock:
+            return set(self._running)
 
     def start(self, job: TrialJob) -> None:
-        self._running[job.optuna_number] = self._launch(job)
+        handle = self._launch(job)
+        with self._lock:
+            self._running[job.optuna_number] = handle
 
-    def kill(self, number: int) -> None:
-        """Stop one trial now (hung or overdue); its result, if any, is never polled."""
-        handle = self._running.pop(number, None)
-        if handle is not None:
-            self._stop(handle)
+    def kill(self, number: int) -> bool:
+        """Stop one trial now (hung or overdue); its result, if any, is never polled.
+        False when it was no longer running (its result came first)."""
+        with self._lock:
+            handle = self._running.pop(number, None)
+        if handle is None:
+            return False
+        self._stop(handle)
+        return True
 
     def poll(self, timeout: float) -> list[JobResult]:
-        """Results of trials that finished, waiting at most `timeout` seconds for one."""
+        """Results of trials that finished, waiting at most `timeout` seconds for one; a
+        trial killed meanwhile is left out (the killer reports it)."""
         if not self._running:
             return []
         done = self._poll(timeout)
-        for result in done:
-            self._running.pop(result.optuna_number, None)
-        return done
+        with self._lock:
+            return [r for r in done if self._running.pop(r.optuna_number, None) is not None]
 
     def stop_all(self) -> list[int]:
-        stopped = list(self._running)
-        for handle in self._running.values():
+        with self._lock:
+            stopped = dict(self._running)
+            self._running.clear()
+        for handle in stopped.values():
             self._stop(handle)
-        self._running.clear()
-        return stopped
+        return list(stopped)
 
     def shutdown(self) -> None:
         return None
@@ -91,7 +104,8 @@ class InlineBackend(ExecutionBackend):
         return execute_job(job)
 
     def _poll(self, timeout: float) -> list[JobResult]:
-        return list(self._running.values())
+        with self._lock:
+            return list(self._running.values())
 
 
 class RayBackend(ExecutionBackend):
@@ -124,18 +138,24 @@ class RayBackend(ExecutionBackend):
 
     def _launch(self, job: TrialJob) -> Any:
         ref = self._task.remote(job)
-        self._refs[ref] = job
+        with self._lock:
+            self._refs[ref] = job
         return ref
 
     def _poll(self, timeout: float) -> list[JobResult]:
-        ready, _ = self._ray.wait(list(self._refs), num_returns=1, timeout=timeout)
+        with self._lock:
+            refs = list(self._refs)
+        ready, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
         if ready:  # collect everything else that is already done too
-            more, _ = self._ray.wait(list(self._refs), num_returns=len(self._refs), timeout=0)
+            more, _ = self._ray.wait(refs, num_returns=len(refs), timeout=0)
             ready = list(dict.fromkeys([*ready, *more]))
-        return [self._result(ref) for ref in ready]
+        return [r for ref in ready if (r := self._result(ref)) is not None]
 
-    def _result(self, ref: Any) -> JobResult:
-        job = self._refs.pop(ref)
+    def _result(self, ref: Any) -> JobResult | None:
+        with self._lock:
+            job = self._refs.pop(ref, None)
+        if job is None:
+            return None  # killed by the watchdog while we waited
         try:
             return self._ray.get(ref)
         except Exception as exc:  # worker died (OOM-killed, segfault): the trial failed
@@ -159,7 +179,8 @@ class RayBackend(ExecutionBackend):
         return None
 
     def _stop(self, handle: Any) -> None:
-        self._refs.pop(handle, None)
+        with self._lock:
+            self._refs.pop(handle, None)
         self._ray.cancel(handle, force=True)
 
     def shutdown(self) -> None:

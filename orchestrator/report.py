@@ -55,6 +55,19 @@ def resources_lines(resources: dict[str, Any]) -> list[str]:
     ]
 
 
+def provenance_line(record: dict[str, Any]) -> str:
+    """Which try this was, where it ran and why it failed: what a user asks first about a
+    trial that a fault touched."""
+    parts = []
+    if record.get("attempt", 1) > 1 or record.get("retry_of") is not None:
+        parts.append(f"attempt {record.get('attempt', 1)} (retries trial {record.get('retry_of')})")
+    if record.get("failure_kind"):
+        parts.append(f"failed: {record['failure_kind']}")
+    if record.get("worker"):
+        parts.append(f"ran on {record['worker']}")
+    return "  ".join(parts)
+
+
 def print_trial(console: Console, record: dict[str, Any]) -> None:
     """Prints a stored trial (TrialRecord.to_dict()) the same way `trial` does."""
     state = record["state"]
@@ -62,6 +75,8 @@ def print_trial(console: Console, record: dict[str, Any]) -> None:
         f"[bold]trial {record['id']}[/bold]  sweep {record['sweep_name']}  "
         f"#{record['number']}  [bold]{state}[/bold]"
     )
+    if line := provenance_line(record):
+        console.print(line)
     if record.get("params"):
         console.print("params: " + ", ".join(f"{k}={v}" for k, v in record["params"].items()))
     metrics = record.get("metrics") or {}

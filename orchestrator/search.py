@@ -20,6 +20,7 @@ from optuna.distributions import (
 
 from orchestrator.errors import SpecError
 from orchestrator.spec import SweepSpec, tunable_parameter_kind
+from storage import optuna_storage
 
 STAGE_ATTR = "sweepctl_stage"
 CONFIG_ATTR = "sweepctl_config"
@@ -29,8 +30,9 @@ REPEAT_ATTR = "sweepctl_repeat"
 def open_study(spec: SweepSpec, db_url: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     direction = "maximize" if spec.objective.maximize else "minimize"
+    storage = optuna_storage(db_url)
     return optuna.create_study(
-        study_name=spec.name, storage=db_url, direction=direction, load_if_exists=True
+        study_name=spec.name, storage=storage, direction=direction, load_if_exists=True
     )
 
 

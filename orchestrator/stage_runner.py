@@ -52,8 +52,8 @@ from orchestrator.strategies import (
     ofat_proposals,
     stage_parameter_names,
 )
-from orchestrator.watchdog import Watchdog
-from storage import StateTransitionError, StoreError, SweepState, TrialState
+from orchestrator.watchdog import Watchdog, WatchdogThread
+from storage import StateTransitionError, Store, StoreError, SweepState, TrialState
 from workers.job import JobResult, TrialJob
 
 if TYPE_CHECKING:
@@ -185,10 +185,23 @@ class StageProposer:
 
 def run_stage(run: SweepRun, stage: StageSpec, lease: Any) -> tuple[str, StageProposer]:
     proposer = StageProposer(run, stage)
+    # The watchdog reads through its own Store: a connection of the loop's may be the one
+    # waiting on a frozen worker's lock.
+    with (
+        Store(run.db_url) as watch_store,
+        WatchdogThread(
+            Watchdog(watch_store, run.spec.name, run.spec.resources), run.backend
+        ) as watchdog,
+    ):
+        return _drive(run, stage, proposer, lease, watchdog)
+
+
+def _drive(
+    run: SweepRun, stage: StageSpec, proposer: StageProposer, lease: Any, watchdog: WatchdogThread
+) -> tuple[str, StageProposer]:
     limit = run.spec.resources.max_concurrent_trials
     pruning = {} if stage.strategy == "ofat" else run.spec.pruning.model_dump()
     spec_dict = spec_to_dict(run.spec)  # the same for every job of the stage
-    watchdog = Watchdog(run.store, run.spec.name, run.spec.resources)
     outage = StoreOutage()
     unsettled: list[JobResult] = []  # results seen while the store was unreachable
     while True:
@@ -200,28 +213,14 @@ def run_stage(run: SweepRun, stage: StageSpec, lease: Any) -> tuple[str, StagePr
         if run.backend.running == 0 and not unsettled:
             return "done", proposer
         unsettled += run.backend.poll(timeout=0.5)
+        unsettled += watchdog.verdicts()
         with outage.tolerated():
-            unsettled += _verdicts(run, watchdog)
             while unsettled:
                 settle(run, proposer, stage, unsettled[0])
                 unsettled.pop(0)
             if run.store.get_sweep(run.spec.name).state == SweepState.CANCELLED:
                 stop_trials(run, proposer, CANCEL_REASON)
                 return "cancelled", proposer
-
-
-def _verdicts(run: SweepRun, watchdog: Watchdog) -> list[JobResult]:
-    """Hung, overdue and unschedulable trials: killed now, settled like any result."""
-    results = []
-    for verdict in watchdog.check(run.backend.running_numbers, run.backend.infeasible):
-        run.backend.kill(verdict.number)
-        results.append(
-            JobResult(
-                verdict.number, "FAILED", trial_id=verdict.trial_id, error=verdict.reason,
-                failure_kind=verdict.kind.value,
-            )
-        )  # fmt: skip
-    return results
 
 
 class StoreOutage:

@@ -4,18 +4,34 @@ Why the orchestrator watches and not the worker: a worker that is frozen (SIGSTO
 deadlocked or swapped to death cannot police itself. The orchestrator reads each
 unfinished trial's last heartbeat and start time from the store, which every
 orchestrator (a `launch`, a `resume`, the server's controller) can do the same way.
+
+Why its own thread: the thing it watches can block the main loop. A worker frozen inside
+a SQLite write transaction holds the database's only write lock, so the loop's next row
+creation or Optuna write waits on it; a watchdog inside that loop would wait too, and the
+sweep would stall until the store gave up. Reads never wait in WAL mode, so this thread
+still sees the silent trial, kills its worker (which frees the lock) and hands the verdict
+to the loop, which settles it like any other result.
 """
 
 from __future__ import annotations
 
-import time
+import logging
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from orchestrator.plan_spec import ResourcesSpec
-from storage import FailureKind, Store, TrialPulse, TrialState
+from storage import FailureKind, Store, StoreError, TrialPulse, TrialState
 from storage.models import utcnow
+from workers.job import JobResult
+
+if TYPE_CHECKING:
+    from orchestrator.backends import ExecutionBackend
+
+log = logging.getLogger("sweepctl.watchdog")
 
 MISSED_BEATS = 3
 INFEASIBLE_AFTER_S = 60.0  # a trial still waiting for resources no node has: failed
@@ -27,6 +43,7 @@ class Verdict:
     trial_id: int
     kind: FailureKind
     reason: str
+    silent_s: float = 0.0  # worker_lost: seconds since its last beat
 
 
 class Watchdog:
@@ -35,19 +52,26 @@ class Watchdog:
         self.interval = resources.heartbeat_interval
         self.timeout = resources.trial_timeout
         self.period = max(0.2, min(self.interval, 5.0))
-        self._next_check = time.monotonic() + self.period
 
     def check(self, running: set[int], infeasible: Callable[[], str | None]) -> list[Verdict]:
         """Verdicts on the trials in `running` (Optuna numbers) that are hung, too old, or
-        waiting for resources no node has; reads the store at most once per period."""
-        now_mono = time.monotonic()
-        if not running or now_mono < self._next_check:
+        waiting for resources no node has.
+
+        Of several silent workers only the longest-silent one is condemned per check. On
+        SQLite one worker frozen inside a write holds the only write lock, so every other
+        worker's beat waits behind it and they all fall silent together; killing one frees
+        the lock if it was the holder, the others' waiting beats land at once, and the next
+        check spares them. Workers that really died are reported by the backend itself."""
+        if not running:
             return []
-        self._next_check = now_mono + self.period
         pulses = [
             p for p in self.store.trial_pulses(self.sweep) if p.optuna_trial_number in running
         ]
         verdicts = [v for p in pulses if (v := self.judge(p)) is not None]
+        lost = [v for v in verdicts if v.kind is FailureKind.WORKER_LOST]
+        if len(lost) > 1:
+            spared = sorted(lost, key=lambda v: v.silent_s)[:-1]
+            verdicts = [v for v in verdicts if v not in spared]
         waiting = [p for p in pulses if _waited_too_long(p)]
         reason = infeasible() if waiting else None
         if reason is not None:
@@ -58,8 +82,10 @@ class Watchdog:
         return verdicts
 
     def judge(self, pulse: TrialPulse) -> Verdict | None:
-        if pulse.state is not TrialState.RUNNING or pulse.optuna_trial_number is None:
-            return None  # PENDING: waiting for a worker slot, nothing to beat yet
+        """A trial with a worker (RUNNING, or PENDING with a first beat: the worker took it
+        and is loading) that is past its time limit or has missed MISSED_BEATS beats."""
+        if pulse.optuna_trial_number is None or not _has_worker(pulse):
+            return None  # PENDING without a beat: waiting for a worker slot
         now = utcnow()
         number = pulse.optuna_trial_number
         if self.timeout is not None and pulse.started_at is not None:
@@ -75,10 +101,60 @@ class Watchdog:
                 f"worker lost: no heartbeat for {silent:.0f} s "
                 f"({MISSED_BEATS} x resources.heartbeat_interval {self.interval:g} s); killed"
             )
-            return Verdict(number, pulse.id, FailureKind.WORKER_LOST, reason)
+            return Verdict(number, pulse.id, FailureKind.WORKER_LOST, reason, silent)
         return None
+
+
+def _has_worker(pulse: TrialPulse) -> bool:
+    return pulse.state is TrialState.RUNNING or pulse.heartbeat_at is not None
 
 
 def _waited_too_long(pulse: TrialPulse) -> bool:
     age = (utcnow() - pulse.created_at).total_seconds()
-    return pulse.state is TrialState.PENDING and age > INFEASIBLE_AFTER_S
+    return not _has_worker(pulse) and age > INFEASIBLE_AFTER_S
+
+
+class WatchdogThread:
+    """Runs `Watchdog.check` every period beside the stage loop: kills what it condemns at
+    once and queues a FAILED result for the loop to settle (`verdicts`)."""
+
+    def __init__(self, watchdog: Watchdog, backend: ExecutionBackend) -> None:
+        self.watchdog, self.backend = watchdog, backend
+        self._results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sweepctl-watchdog", daemon=True)
+
+    def __enter__(self) -> WatchdogThread:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def verdicts(self) -> list[JobResult]:
+        """Trials killed since the last call, as results (never blocks)."""
+        found = []
+        while not self._results.empty():
+            found.append(self._results.get_nowait())
+        return found
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.watchdog.period):
+            try:
+                self._sweep_once()
+            except StoreError as exc:  # the store is down: the loop copes; look again later
+                log.warning("watchdog could not read the store: %s", exc)
+            except Exception:  # never let the thread die silently: the sweep relies on it
+                log.exception("watchdog check failed; trying again next period")
+
+    def _sweep_once(self) -> None:
+        running, infeasible = self.backend.running_numbers, self.backend.infeasible
+        for verdict in self.watchdog.check(running, infeasible):
+            if self.backend.kill(verdict.number):  # False: its own result came first
+                self._results.put(
+                    JobResult(
+                        verdict.number, "FAILED", trial_id=verdict.trial_id,
+                        error=verdict.reason, failure_kind=verdict.kind.value,
+                    )
+                )  # fmt: skip

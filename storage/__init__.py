@@ -5,6 +5,7 @@ Import from here; the submodules are implementation detail.
 
 from __future__ import annotations
 
+from storage.engine import optuna_storage
 from storage.errors import LeaseHeldError, StoreError, SweepExistsError
 from storage.jsonsafe import sanitize_json
 from storage.liveness import TrialPulse, owner_name
@@ -47,6 +48,7 @@ __all__ = [
     "TrialState",
     "TrialSummary",
     "default_db_url",
+    "optuna_storage",
     "owner_name",
     "redact_url",
     "resolve_db_url",

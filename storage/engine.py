@@ -1,10 +1,14 @@
 """Engine construction: the per-backend settings the Store's guarantees rest on.
 
 SQLite gets WAL (readers never block the writer), foreign keys (for ON DELETE
-CASCADE), a 30 s busy timeout (workers in other processes wait instead of
-failing) and BEGIN IMMEDIATE for write transactions (check-then-act is atomic
-across processes). Every backend serialises JSON with ``allow_nan=False`` so a
-NaN that escaped sanitising fails loudly instead of being stored differently.
+CASCADE), a 120 s busy timeout and BEGIN IMMEDIATE for write transactions
+(check-then-act is atomic across processes). The timeout is that long because a
+writer can be frozen (SIGSTOP, a swapped-out host) inside its transaction, holding
+the only write lock: the orchestrator's watchdog kills it after 3 missed heartbeats
+(90 s at the default 30 s interval), and until then every other writer, Optuna's
+included (`optuna_storage`), should wait rather than fail. Every backend serialises JSON with
+``allow_nan=False`` so a NaN that escaped sanitising fails loudly instead of being
+stored differently.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from sqlalchemy.pool import StaticPool
 # Execution option marking read-only sessions, so SQLite can start them DEFERRED
 # instead of taking the write lock.
 READ_ONLY_OPTION = "sweepctl_read_only"
-_SQLITE_BUSY_TIMEOUT_S = 30
+_SQLITE_BUSY_TIMEOUT_S = 120
 _SQLITE_PRAGMAS = (f"busy_timeout={_SQLITE_BUSY_TIMEOUT_S * 1000}", "foreign_keys=ON")
 
 _dumps = functools.partial(json.dumps, allow_nan=False)
@@ -64,6 +68,18 @@ def _on_sqlite_begin(connection: Connection) -> None:
     # check-then-act atomic across processes; busy_timeout makes others wait.
     read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
     connection.exec_driver_sql("BEGIN DEFERRED" if read_only else "BEGIN IMMEDIATE")
+
+
+def optuna_storage(url: str) -> Any:
+    """The Optuna storage for the sweep's database: on SQLite with the same busy timeout
+    as the Store (pysqlite's own default of 5 s would fail a sampler's write while a
+    frozen worker holds the lock); elsewhere the URL as Optuna takes it."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return url
+    import optuna
+
+    engine_kwargs = {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
 
 def create_store_engine(url: str, *, read_only: bool = False) -> Engine:

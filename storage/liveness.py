@@ -130,13 +130,17 @@ class LivenessMixin:
         with self._errors(), self._session.begin() as session:
             session.execute(statement)
 
-    def heartbeat(self, trial_id: int) -> TrialState:
-        """Record a beat if the trial is still unfinished; return its state, so a worker
-        learns that its trial was cancelled or given up and can stop."""
+    def heartbeat(self, trial_id: int, worker: str | None = None) -> TrialState:
+        """Record a beat (and, given one, the `role@host:pid` of the beating process) if
+        the trial is still unfinished; return its state, so a worker learns that its trial
+        was cancelled or given up and can stop."""
+        values: dict[str, object] = {"heartbeat_at": utcnow()}
+        if worker is not None:
+            values["worker"] = worker
         statement = (
             update(Trial)
             .where(Trial.id == trial_id, Trial.state.in_(_UNFINISHED))
-            .values(heartbeat_at=utcnow())
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
         with self._errors(), self._session.begin() as session:

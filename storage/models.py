@@ -171,6 +171,8 @@ class Trial(Base):
     attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1, server_default="1")
     retry_of: Mapped[int | None] = mapped_column(Integer)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Migration 0005: the process running the trial, `role@host:pid`, from its first beat.
+    worker: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -63,6 +63,7 @@ class TrialRecord:
     attempt: int = 1
     retry_of: int | None = None  # the trial id this attempt retries
     heartbeat_at: datetime | None = None
+    worker: str | None = None  # `role@host:pid` of the process that ran it (first beat)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for `--json` output and reports (ISO timestamps, state by name)."""

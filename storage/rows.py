@@ -79,6 +79,7 @@ def trial_record(trial: Trial) -> TrialRecord:
         attempt=trial.attempt,
         retry_of=trial.retry_of,
         heartbeat_at=trial.heartbeat_at,
+        worker=trial.worker,
     )
 
 

@@ -42,16 +42,24 @@ def assert_store_and_optuna_agree(url: str, sweep: str) -> None:
 
 
 def kill_first_worker(url: str, sweep: str, process: Any, sig: signal.Signals) -> int:
-    """Wait for a RUNNING trial and its Ray worker, send `sig`; the trial's Optuna number."""
-    running = wait_for(lambda: running_trials(url, sweep), "a running trial")
-    worker = wait_for(lambda: trial_workers(process), "the trial's Ray worker process")[0]
-    os.kill(worker.pid, sig)
-    return running[0].optuna_trial_number
+    """Wait for a RUNNING trial, send `sig` to the process its first heartbeat named (a
+    Ray worker of `process`, not the orchestrator); the trial's Optuna number."""
+    trial = wait_for(
+        lambda: [t for t in running_trials(url, sweep) if t.worker], "a running trial"
+    )[0]
+    pid = int(trial.worker.rpartition(":")[2])
+    assert pid in {worker.pid for worker in trial_workers(process)}
+    os.kill(pid, sig)
+    return trial.optuna_trial_number
 
 
 @pytest.mark.parametrize(("runner", "step_seconds"), [(ANALYTIC, 0.3), ("noop", 1.5)])
 def test_a_sigkilled_worker_is_recorded_lost_and_its_point_trained_by_a_second_attempt(
-    runner: str, step_seconds: float, tmp_path: Path, home: Path
+    runner: str,
+    step_seconds: float,
+    tmp_path: Path,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     spec = analytic_grid_spec(tmp_path / "spec.yaml", "killed")
@@ -74,6 +82,9 @@ def test_a_sigkilled_worker_is_recorded_lost_and_its_point_trained_by_a_second_a
     assert completed == {1e-5: 1, 2e-5: 1, 5e-5: 1}  # every point once, none twice
     assert (summary["given_up"], summary["retried"]) == (0, 1)
     assert_store_and_optuna_agree(url, "killed")
+    assert main(["show", str(retry.id), "--db", url]) == 0
+    shown = capsys.readouterr().out
+    assert f"attempt 2 (retries trial {lost.id})" in shown and "ran on worker@" in shown
 
 
 def test_a_sigkilled_worker_training_a_real_tiny_bert_is_retried_and_completes(
@@ -129,6 +140,34 @@ def test_a_sigstopped_worker_is_lost_after_three_missed_beats_killed_and_retried
     assert 1.5 <= silent < 15  # 3 beats of 0.5 s, noticed within a few watchdog periods
     assert any(t.retry_of == lost.id and t.state is TrialState.COMPLETED for t in trials)
     assert_store_and_optuna_agree(url, "stopped")
+
+
+def test_a_worker_frozen_holding_the_sqlite_write_lock_is_killed_and_the_sweep_completes(
+    tmp_path: Path, home: Path
+) -> None:
+    """The orchestrator's own writes wait behind the frozen lock holder; its watchdog runs
+    beside them, kills the holder, and everything that waited goes on."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    resources = {"heartbeat_interval": 0.5, "max_concurrent_trials": 2}
+    spec = analytic_grid_spec(tmp_path / "spec.yaml", "frozen", 4, resources=resources)
+    runner = "python:tests.frozen_lock:run"
+    code, _, err = finish(
+        start_sweepctl(["launch", str(spec), "--db", url, "--runner", runner], home)
+    )
+    assert code == 0, err
+    with Store(url) as store:
+        trials = store.list_trials("frozen")
+        assert store.get_sweep("frozen").state is SweepState.COMPLETED
+    frozen = next(t for t in trials if t.params["learning_rate"] == 1e-5 and t.attempt == 1)
+    assert (frozen.state, frozen.failure_kind) == (TrialState.FAILED, "worker_lost")
+    assert frozen.worker is not None and frozen.worker.startswith("worker@")
+    silent = (frozen.finished_at - frozen.heartbeat_at).total_seconds()
+    assert silent < 15  # found by its missed beats, not by the 120 s busy timeout
+    completed = Counter(
+        t.params["learning_rate"] for t in trials if t.state is TrialState.COMPLETED
+    )
+    assert sorted(completed.values()) == [1, 1, 1, 1]
+    assert_store_and_optuna_agree(url, "frozen")
 
 
 def test_a_trial_past_its_timeout_fails_as_timeout_and_keeps_its_evaluations(

@@ -55,7 +55,7 @@ def test_migrations_create_exactly_the_prefixed_tables(store_url: str) -> None:
     with Store(store_url) as store:
         tables = set(inspect(store._engine).get_table_names())
         assert tables == SWEEPCTL_TABLES | {VERSION_TABLE}
-        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0004"
+        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0005"
         assert migrate.schema_diff(store._engine) == []  # ORM models == migration
 
 
@@ -346,7 +346,7 @@ def test_sqlite_pragmas(tmp_path: Path) -> None:
             name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
             for name in ("journal_mode", "foreign_keys", "busy_timeout")
         }
-    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 30000}
+    assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 120000}
 
 
 # --- URLs and sanitising ----------------------------------------------------------------

@@ -111,7 +111,7 @@ def test_upgrade_from_0001_keeps_existing_sweeps_and_trials(store_url: str) -> N
     finally:
         engine.dispose()
     with Store(store_url) as store:
-        assert migrate.current_revision(store._engine) == "0004"
+        assert migrate.current_revision(store._engine) == "0005"
         assert migrate.schema_diff(store._engine) == []
         sweep = store.get_sweep("old")
         assert (sweep.state, sweep.stages, sweep.spec) == (W.PENDING, [], SPEC)

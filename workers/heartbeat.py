@@ -4,7 +4,8 @@ Why a thread and not a Trainer callback: a beat must arrive while the model load
 while a long evaluation runs and while a data loader stalls, none of which calls back.
 A process that is frozen (SIGSTOP) or gone stops every thread at once, which is exactly
 what the orchestrator must see. The thread owns its own Store, so a beat never waits
-behind the trial's own writes on a shared connection.
+behind the trial's own writes on a shared connection. The first beat comes at once and
+names the process (`worker@host:pid`), so the record says where a trial ran or hung.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from storage import Store, StoreError
+from storage import Store, StoreError, owner_name
 
 log = logging.getLogger("sweepctl.heartbeat")
 
@@ -35,6 +36,8 @@ class Heartbeat:
         store = None
         try:
             store = Store(self.db_url)
+            if store.heartbeat(self.trial_id, worker=owner_name("worker")).is_finished:
+                return
             while not self._stop.wait(self.interval_s):
                 if store.heartbeat(self.trial_id).is_finished:
                     return  # cancelled or given up elsewhere: nothing left to signal

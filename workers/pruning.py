@@ -20,6 +20,7 @@ from typing import Any
 
 import optuna
 
+from storage import optuna_storage
 from workers.job import TrialJob
 
 
@@ -94,9 +95,9 @@ def _study_for(job: TrialJob) -> optuna.Study:
     study = _CACHED.get(key)
     if study is None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.load_study(
-            study_name=job.sweep, storage=job.db_url, pruner=make_pruner(job.pruning)
-        )
+        storage = optuna_storage(job.db_url)
+        pruner = make_pruner(job.pruning)
+        study = optuna.load_study(study_name=job.sweep, storage=storage, pruner=pruner)
         _CACHED.clear()
         _CACHED[key] = study
     return study
