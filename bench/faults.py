@@ -58,9 +58,9 @@ from tests.fault_helpers import poll_until, start_sweepctl  # noqa: E402
 NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 KINDS = ("orchestrator_kill", "worker_kill", "worker_stop", "pg_restart")
 STEP_SECONDS = {"noop": 0.8, "replay": 0.05}  # a trial lasts about a second either way
-# Worker faults aim at a trial in flight: trials three times as long leave the sweep
+# Worker faults aim at a trial in flight: trials four times as long leave the sweep
 # running through 20 injections and make a hit on a trial just finishing rare.
-TRIAL_SCALE = {"worker_kill": 3.0, "worker_stop": 3.0}
+TRIAL_SCALE = {"worker_kill": 4.0, "worker_stop": 4.0}
 SWEEP = "faults"
 ORCHESTRATOR_BACKEND = "inline"
 POINTS = 6 * 4 * 3  # the grid below
