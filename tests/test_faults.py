@@ -311,6 +311,37 @@ def test_launch_never_joins_a_ray_cluster_it_finds_on_the_machine(
     assert cluster.address not in clusters
 
 
+def test_a_gpu_trial_on_a_joined_cluster_without_gpus_fails_after_a_minute_pending(
+    tmp_path: Path, home: Path
+) -> None:
+    """A joined cluster may grow (an autoscaler), so launch does not refuse; the trial it
+    can never place is failed with the reason once it has waited INFEASIBLE_AFTER_S."""
+    from ray.cluster_utils import Cluster
+
+    from orchestrator.watchdog import INFEASIBLE_AFTER_S
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
+    try:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        resources = {"gpus_per_trial": 1, "heartbeat_interval": 1.0}
+        spec = analytic_grid_spec(tmp_path / "spec.yaml", "nogpu", 1, resources=resources)
+        args = ["launch", str(spec), "--db", url, "--runner", ANALYTIC]
+        process = start_sweepctl([*args, "--ray-address", cluster.address], home)
+        code, _out, err = finish(process, timeout=240)
+    finally:
+        cluster.shutdown()
+    assert code == 1, err  # nothing succeeded: the sweep FAILED, not a silent wait
+    with Store(url) as store:
+        [trial] = store.list_trials("nogpu")
+        sweep = store.get_sweep("nogpu")
+    assert (trial.state, trial.failure_kind, trial.attempt) == (TrialState.FAILED, "bad_input", 1)
+    assert "resources.gpus_per_trial" in (trial.error or "")
+    waited = (trial.finished_at - trial.created_at).total_seconds()
+    assert INFEASIBLE_AFTER_S <= waited < INFEASIBLE_AFTER_S + 30
+    assert sweep.state is SweepState.FAILED
+    assert_store_and_optuna_agree(url, "nogpu")
+
+
 def test_failure_kinds_sort_exceptions_the_way_retries_need() -> None:
     from orchestrator.errors import DataError
     from workers.job import failure_kind_of
