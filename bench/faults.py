@@ -59,8 +59,9 @@ NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 KINDS = ("orchestrator_kill", "worker_kill", "worker_stop", "pg_restart")
 STEP_SECONDS = {"noop": 0.8, "replay": 0.05}  # a trial lasts about a second either way
 # Worker faults aim at a trial in flight: trials four times as long leave the sweep
-# running through 20 injections and make a hit on a trial just finishing rare.
-TRIAL_SCALE = {"worker_kill": 4.0, "worker_stop": 4.0}
+# running through 20 injections and make a hit on a trial just finishing rare; a
+# restart takes a few seconds, so 20 of them need the longer sweep too.
+TRIAL_SCALE = {"worker_kill": 4.0, "worker_stop": 4.0, "pg_restart": 4.0}
 SWEEP = "faults"
 ORCHESTRATOR_BACKEND = "inline"
 POINTS = 6 * 4 * 3  # the grid below
@@ -156,15 +157,22 @@ class Case:
     def finish(self, process: subprocess.Popen[str]) -> int:
         """Let the sweep end; resume it while it stops short (a sweep FAILED by a long
         outage is resumed, as its user would)."""
-        code = process.wait(timeout=900)
+        code, said = self.outcome(process)
         for _ in range(3):
             with Store(self.url, read_only=True) as store:
                 state = store.get_sweep(SWEEP).state.value
             if state == "COMPLETED":
                 break
-            self.result.notes.append(f"ended {state} (exit {code}); resumed")
-            code = self.sweepctl("resume", SWEEP).wait(timeout=900)
+            self.result.notes.append(f"ended {state} (exit {code}: {said}); resumed")
+            code, said = self.outcome(self.sweepctl("resume", SWEEP))
         return code
+
+    @staticmethod
+    def outcome(process: subprocess.Popen[str]) -> tuple[int, str]:
+        """Exit code and the last line it wrote to stderr (the one-line error, if any)."""
+        _, err = process.communicate(timeout=900)
+        lines = [line for line in err.splitlines() if line.strip()]
+        return process.returncode, lines[-1] if lines else ""
 
 
 def inject_worker_fault(case: Case, process: subprocess.Popen[str], sig: signal.Signals) -> None:

@@ -98,6 +98,11 @@ class ExecutionBackend(ABC):
         """Why no worker can ever take a trial (RayBackend: no node has the resources)."""
         return None
 
+    def starts_at_once(self) -> bool:
+        """True when every trial in flight has the resources to start now, so one that
+        has not started was lost on the way (RayBackend on a private Ray)."""
+        return False
+
 
 class InlineBackend(ExecutionBackend):
     def _launch(self, job: TrialJob) -> JobResult:
@@ -119,13 +124,15 @@ class RayBackend(ExecutionBackend):
         self._owns_ray = init_ray(address)  # a caller's Ray session is left running
         self._demand = (cpus_per_trial, gpus_per_trial)
         # A private local Ray never grows, so an impossible request is refused now; a
-        # joined cluster may add nodes (an autoscaler), so it gets INFEASIBLE_AFTER_S.
+        # joined cluster may add nodes (an autoscaler), so it gets START_DEADLINE_S.
+        self._capacity: int | None = None  # trials a private Ray holds at once
         if ray_address(address) == "local":
             try:
                 check_feasible(cpus_per_trial, gpus_per_trial)
             except BaseException:
                 self.shutdown()
                 raise
+            self._capacity = _capacity(cpus_per_trial, gpus_per_trial)
         options: dict[str, Any] = {
             "num_cpus": cpus_per_trial,
             "num_gpus": gpus_per_trial,
@@ -178,6 +185,9 @@ class RayBackend(ExecutionBackend):
             return str(exc)
         return None
 
+    def starts_at_once(self) -> bool:
+        return self._capacity is not None and self.running <= self._capacity
+
     def _stop(self, handle: Any) -> None:
         with self._lock:
             self._refs.pop(handle, None)
@@ -186,6 +196,17 @@ class RayBackend(ExecutionBackend):
     def shutdown(self) -> None:
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
+
+
+def _capacity(cpus_per_trial: float, gpus_per_trial: float) -> int:
+    """How many trials the local Ray's resources hold at once."""
+    import ray
+
+    total = ray.cluster_resources()
+    fits = [total.get("CPU", 0) // cpus_per_trial] if cpus_per_trial > 0 else []
+    if gpus_per_trial > 0:
+        fits.append(total.get("GPU", 0) // gpus_per_trial)
+    return int(min(fits)) if fits else 1 << 30
 
 
 def _ray_failure_kind(exc: BaseException) -> str:

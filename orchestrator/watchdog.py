@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -34,7 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("sweepctl.watchdog")
 
 MISSED_BEATS = 3
-INFEASIBLE_AFTER_S = 60.0  # a trial still waiting for resources no node has: failed
+# A trial with no first beat this long after its row was made: no node can hold it, or a
+# worker took it and never started it. Either way it is failed, never left waiting.
+START_DEADLINE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Watchdog:
         self.timeout = resources.trial_timeout
         self.period = max(0.2, min(self.interval, 5.0))
 
-    def check(self, running: set[int], infeasible: Callable[[], str | None]) -> list[Verdict]:
+    def check(self, running: set[int], backend: ExecutionBackend) -> list[Verdict]:
         """Verdicts on the trials in `running` (Optuna numbers) that are hung, too old, or
         waiting for resources no node has.
 
@@ -73,13 +74,24 @@ class Watchdog:
             spared = sorted(lost, key=lambda v: v.silent_s)[:-1]
             verdicts = [v for v in verdicts if v not in spared]
         waiting = [p for p in pulses if _waited_too_long(p)]
-        reason = infeasible() if waiting else None
-        if reason is not None:
-            verdicts += [
-                Verdict(p.optuna_trial_number or 0, p.id, FailureKind.BAD_INPUT, reason)
-                for p in waiting
-            ]
-        return verdicts
+        return verdicts + (self._unstarted(waiting, backend) if waiting else [])
+
+    def _unstarted(self, waiting: list[TrialPulse], backend: ExecutionBackend) -> list[Verdict]:
+        """Trials without a first beat after START_DEADLINE_S. Either no node can hold them
+        (bad_input, never retried), or, on a private Ray with room for every trial in flight,
+        Ray handed them to a worker that never started them (a worker frozen while idle):
+        worker_lost, retried. On a joined cluster they may just be queued, so they wait."""
+        reason = backend.infeasible()
+        kind = FailureKind.BAD_INPUT
+        if reason is None and backend.starts_at_once():
+            kind = FailureKind.WORKER_LOST
+            reason = (
+                f"worker lost: the trial was placed but no worker started it "
+                f"(no first heartbeat in {START_DEADLINE_S:g} s); killed"
+            )
+        if reason is None:
+            return []
+        return [Verdict(p.optuna_trial_number or 0, p.id, kind, reason) for p in waiting]
 
     def judge(self, pulse: TrialPulse) -> Verdict | None:
         """A trial with a worker (RUNNING, or PENDING with a first beat: the worker took it
@@ -111,7 +123,7 @@ def _has_worker(pulse: TrialPulse) -> bool:
 
 def _waited_too_long(pulse: TrialPulse) -> bool:
     age = (utcnow() - pulse.created_at).total_seconds()
-    return not _has_worker(pulse) and age > INFEASIBLE_AFTER_S
+    return not _has_worker(pulse) and age > START_DEADLINE_S
 
 
 class WatchdogThread:
@@ -149,8 +161,7 @@ class WatchdogThread:
                 log.exception("watchdog check failed; trying again next period")
 
     def _sweep_once(self) -> None:
-        running, infeasible = self.backend.running_numbers, self.backend.infeasible
-        for verdict in self.watchdog.check(running, infeasible):
+        for verdict in self.watchdog.check(self.backend.running_numbers, self.backend):
             if self.backend.kill(verdict.number):  # False: its own result came first
                 self._results.put(
                     JobResult(

@@ -170,6 +170,45 @@ def test_a_worker_frozen_holding_the_sqlite_write_lock_is_killed_and_the_sweep_c
     assert_store_and_optuna_agree(url, "frozen")
 
 
+def test_a_trial_handed_to_a_worker_frozen_while_idle_is_failed_after_a_minute_and_retried(
+    tmp_path: Path, home: Path
+) -> None:
+    """A worker stopped between trials is still in Ray's pool; the next trial it is given
+    never starts (no first beat), and on a private Ray with room for it that means lost."""
+    from orchestrator.watchdog import START_DEADLINE_S
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    resources = {"max_concurrent_trials": 2}
+    spec = analytic_grid_spec(tmp_path / "spec.yaml", "idle", 4, resources=resources)
+    args = ["launch", str(spec), "--db", url, "--runner", ANALYTIC]
+    process = start_sweepctl(args, home, step_seconds=1.0)
+    done = wait_for(lambda: completed_with_worker(url, "idle"), "a completed trial")[0]
+    os.kill(int(done.worker.rpartition(":")[2]), signal.SIGSTOP)  # now idle, in the pool
+    code, _, err = finish(process, timeout=240)
+    assert code == 0, err
+    with Store(url) as store:
+        trials = store.list_trials("idle")
+    [lost] = [t for t in trials if "no worker started it" in (t.error or "")]
+    assert (lost.state, lost.failure_kind, lost.worker) == (TrialState.FAILED, "worker_lost", None)
+    waited = (lost.finished_at - lost.created_at).total_seconds()
+    assert START_DEADLINE_S <= waited < START_DEADLINE_S + 30
+    assert any(t.retry_of == lost.id and t.state is TrialState.COMPLETED for t in trials)
+    completed = Counter(
+        t.params["learning_rate"] for t in trials if t.state is TrialState.COMPLETED
+    )
+    assert sorted(completed.values()) == [1, 1, 1, 1]
+    assert_store_and_optuna_agree(url, "idle")
+
+
+def completed_with_worker(url: str, sweep: str) -> list[Any]:
+    try:
+        with Store(url, read_only=True) as store:
+            trials = store.list_trials(sweep)
+    except Exception:  # the file or its schema is not there yet
+        return []
+    return [t for t in trials if t.state is TrialState.COMPLETED and t.worker]
+
+
 def test_a_trial_past_its_timeout_fails_as_timeout_and_keeps_its_evaluations(
     tmp_path: Path, home: Path
 ) -> None:
@@ -315,10 +354,10 @@ def test_a_gpu_trial_on_a_joined_cluster_without_gpus_fails_after_a_minute_pendi
     tmp_path: Path, home: Path
 ) -> None:
     """A joined cluster may grow (an autoscaler), so launch does not refuse; the trial it
-    can never place is failed with the reason once it has waited INFEASIBLE_AFTER_S."""
+    can never place is failed with the reason once it has waited START_DEADLINE_S."""
     from ray.cluster_utils import Cluster
 
-    from orchestrator.watchdog import INFEASIBLE_AFTER_S
+    from orchestrator.watchdog import START_DEADLINE_S
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     try:
@@ -337,7 +376,7 @@ def test_a_gpu_trial_on_a_joined_cluster_without_gpus_fails_after_a_minute_pendi
     assert (trial.state, trial.failure_kind, trial.attempt) == (TrialState.FAILED, "bad_input", 1)
     assert "resources.gpus_per_trial" in (trial.error or "")
     waited = (trial.finished_at - trial.created_at).total_seconds()
-    assert INFEASIBLE_AFTER_S <= waited < INFEASIBLE_AFTER_S + 30
+    assert START_DEADLINE_S <= waited < START_DEADLINE_S + 30
     assert sweep.state is SweepState.FAILED
     assert_store_and_optuna_agree(url, "nogpu")
 
