@@ -32,6 +32,8 @@ from typing import Any
 
 from workers.job import JobResult, TrialJob, execute_job
 
+STOP_WAIT_S = 10.0  # longest wait for a cancelled trial's worker to be gone
+
 
 class ExecutionBackend(ABC):
     """The set of trials in flight is shared with the watchdog's thread (which kills hung
@@ -63,6 +65,7 @@ class ExecutionBackend(ABC):
         if handle is None:
             return False
         self._stop(handle)
+        self._await_stopped([handle])
         return True
 
     def poll(self, timeout: float) -> list[JobResult]:
@@ -80,6 +83,7 @@ class ExecutionBackend(ABC):
             self._running.clear()
         for handle in stopped.values():
             self._stop(handle)
+        self._await_stopped(list(stopped.values()))
         return list(stopped)
 
     def shutdown(self) -> None:
@@ -92,6 +96,11 @@ class ExecutionBackend(ABC):
     def _poll(self, timeout: float) -> list[JobResult]: ...
 
     def _stop(self, handle: Any) -> None:
+        return None
+
+    def _await_stopped(self, handles: list[Any]) -> None:
+        """Return once stopped trials are really gone, so the next one is not placed on a
+        worker that is still dying."""
         return None
 
     def infeasible(self) -> str | None:
@@ -192,6 +201,14 @@ class RayBackend(ExecutionBackend):
         with self._lock:
             self._refs.pop(handle, None)
         self._ray.cancel(handle, force=True)
+
+    def _await_stopped(self, handles: list[Any]) -> None:
+        """Ray keeps a leased worker for the next task of the same kind: a retry started
+        right after `cancel` can be pushed to the worker being killed (a frozen one takes
+        a moment to die) and fail with it, spending an attempt. A cancelled task's ref
+        resolves once its worker is gone, so wait for that (bounded: cancel has no ack)."""
+        if handles:
+            self._ray.wait(handles, num_returns=len(handles), timeout=STOP_WAIT_S)
 
     def shutdown(self) -> None:
         if self._owns_ray and self._ray.is_initialized():

@@ -210,10 +210,11 @@ def _drive(
             asked = proposer.ask()
             if asked is not None:
                 _start(run, stage, asked, spec_dict, pruning)
-        if run.backend.running == 0 and not unsettled:
+        idle = run.backend.running == 0
+        if idle and not unsettled and not watchdog.busy:
             return "done", proposer
         unsettled += run.backend.poll(timeout=0.5)
-        unsettled += watchdog.verdicts()
+        unsettled += watchdog.verdicts(wait_s=0.2 if idle else 0.0)
         with outage.tolerated():
             while unsettled:
                 settle(run, proposer, stage, unsettled[0])

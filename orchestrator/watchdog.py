@@ -133,6 +133,8 @@ class WatchdogThread:
     def __init__(self, watchdog: Watchdog, backend: ExecutionBackend) -> None:
         self.watchdog, self.backend = watchdog, backend
         self._results: queue.SimpleQueue[JobResult] = queue.SimpleQueue()
+        self._killing = 0  # kills between leaving the backend and reaching the queue
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sweepctl-watchdog", daemon=True)
 
@@ -142,11 +144,22 @@ class WatchdogThread:
 
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
 
-    def verdicts(self) -> list[JobResult]:
-        """Trials killed since the last call, as results (never blocks)."""
+    @property
+    def busy(self) -> bool:
+        """A kill is under way: its trial has left the backend but its result is not
+        queued yet, so the stage is not over even if nothing is running."""
+        with self._lock:
+            return self._killing > 0 or not self._results.empty()
+
+    def verdicts(self, wait_s: float = 0.0) -> list[JobResult]:
+        """Trials killed since the last call, as results, waiting up to `wait_s` for one."""
         found = []
+        try:
+            found.append(self._results.get(timeout=wait_s or None, block=wait_s > 0))
+        except queue.Empty:
+            return found
         while not self._results.empty():
             found.append(self._results.get_nowait())
         return found
@@ -162,10 +175,16 @@ class WatchdogThread:
 
     def _sweep_once(self) -> None:
         for verdict in self.watchdog.check(self.backend.running_numbers, self.backend):
-            if self.backend.kill(verdict.number):  # False: its own result came first
-                self._results.put(
-                    JobResult(
-                        verdict.number, "FAILED", trial_id=verdict.trial_id,
-                        error=verdict.reason, failure_kind=verdict.kind.value,
-                    )
-                )  # fmt: skip
+            with self._lock:
+                self._killing += 1
+            try:
+                if self.backend.kill(verdict.number):  # False: its own result came first
+                    self._results.put(
+                        JobResult(
+                            verdict.number, "FAILED", trial_id=verdict.trial_id,
+                            error=verdict.reason, failure_kind=verdict.kind.value,
+                        )
+                    )  # fmt: skip
+            finally:
+                with self._lock:
+                    self._killing -= 1

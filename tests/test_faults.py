@@ -188,10 +188,16 @@ def test_a_trial_handed_to_a_worker_frozen_while_idle_is_failed_after_a_minute_a
     assert code == 0, err
     with Store(url) as store:
         trials = store.list_trials("idle")
-    [lost] = [t for t in trials if "no worker started it" in (t.error or "")]
-    assert (lost.state, lost.failure_kind, lost.worker) == (TrialState.FAILED, "worker_lost", None)
-    waited = (lost.finished_at - lost.created_at).total_seconds()
-    assert START_DEADLINE_S <= waited < START_DEADLINE_S + 30
+    # Ray may already have pushed the next trial to that worker before the signal landed:
+    # then it had beaten once and is found by its missed beats instead. Either way the
+    # point is lost once and trained by its retry.
+    [lost] = [t for t in trials if t.state is TrialState.FAILED]
+    assert lost.failure_kind == "worker_lost"
+    if "no worker started it" in (lost.error or ""):
+        waited = (lost.finished_at - lost.created_at).total_seconds()
+        assert lost.worker is None and START_DEADLINE_S <= waited < START_DEADLINE_S + 30
+    else:
+        assert "no heartbeat" in (lost.error or "")
     assert any(t.retry_of == lost.id and t.state is TrialState.COMPLETED for t in trials)
     completed = Counter(
         t.params["learning_rate"] for t in trials if t.state is TrialState.COMPLETED
