@@ -53,7 +53,12 @@ import yaml  # noqa: E402
 
 from bench.fault_load import load_row, pg_database  # noqa: E402
 from storage import Store, TrialState  # noqa: E402
-from tests.fault_helpers import poll_until, start_sweepctl  # noqa: E402
+from tests.fault_helpers import (  # noqa: E402
+    poll_until,
+    start_sweepctl,
+    stored_trials,
+    worker_pid,
+)
 
 NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 KINDS = ("orchestrator_kill", "worker_kill", "worker_stop", "pg_restart")
@@ -137,11 +142,7 @@ class Case:
         return start_sweepctl([*args, *extra], self.home, step)
 
     def trials(self) -> list[Any]:
-        try:
-            with Store(self.url, read_only=True) as store:
-                return store.list_trials(SWEEP)
-        except Exception:
-            return []
+        return stored_trials(self.url, SWEEP)
 
     def snapshot(self) -> None:
         for trial in self.trials():
@@ -208,11 +209,6 @@ def first_attempts_running(case: Case) -> list[Any]:
         for t in case.trials()
         if t.state is TrialState.RUNNING and t.attempt == 1 and t.worker is not None
     ]
-
-
-def worker_pid(trial: Any) -> int:
-    """`worker@host:pid` -> pid (the bench runs every worker on this host)."""
-    return int(trial.worker.rpartition(":")[2])
 
 
 def finished_as(case: Case, trial_id: int) -> Any:

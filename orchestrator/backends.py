@@ -57,16 +57,16 @@ class ExecutionBackend(ABC):
         with self._lock:
             self._running[job.optuna_number] = handle
 
-    def kill(self, number: int) -> bool:
-        """Stop one trial now (hung or overdue); its result, if any, is never polled.
-        False when it was no longer running (its result came first)."""
+    def kill(self, numbers: list[int]) -> list[int]:
+        """Stop these trials now (hung, overdue, or all of them on cancel); their results,
+        if any, are never polled. Returns those that were still running (for the others
+        the result came first)."""
         with self._lock:
-            handle = self._running.pop(number, None)
-        if handle is None:
-            return False
-        self._stop(handle)
-        self._await_stopped([handle])
-        return True
+            stopped = {n: h for n in numbers if (h := self._running.pop(n, None)) is not None}
+        for handle in stopped.values():
+            self._stop(handle)
+        self._await_stopped(list(stopped.values()))
+        return list(stopped)
 
     def poll(self, timeout: float) -> list[JobResult]:
         """Results of trials that finished, waiting at most `timeout` seconds for one; a
@@ -79,12 +79,8 @@ class ExecutionBackend(ABC):
 
     def stop_all(self) -> list[int]:
         with self._lock:
-            stopped = dict(self._running)
-            self._running.clear()
-        for handle in stopped.values():
-            self._stop(handle)
-        self._await_stopped(list(stopped.values()))
-        return list(stopped)
+            numbers = list(self._running)
+        return self.kill(numbers)
 
     def shutdown(self) -> None:
         return None

@@ -174,17 +174,21 @@ class WatchdogThread:
                 log.exception("watchdog check failed; trying again next period")
 
     def _sweep_once(self) -> None:
-        for verdict in self.watchdog.check(self.backend.running_numbers, self.backend):
-            with self._lock:
-                self._killing += 1
-            try:
-                if self.backend.kill(verdict.number):  # False: its own result came first
+        verdicts = self.watchdog.check(self.backend.running_numbers, self.backend)
+        if not verdicts:
+            return
+        with self._lock:
+            self._killing += 1
+        try:
+            killed = set(self.backend.kill([v.number for v in verdicts]))
+            for verdict in verdicts:
+                if verdict.number in killed:  # not killed: its own result came first
                     self._results.put(
                         JobResult(
                             verdict.number, "FAILED", trial_id=verdict.trial_id,
                             error=verdict.reason, failure_kind=verdict.kind.value,
                         )
                     )  # fmt: skip
-            finally:
-                with self._lock:
-                    self._killing -= 1
+        finally:
+            with self._lock:
+                self._killing -= 1

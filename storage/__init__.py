@@ -8,7 +8,7 @@ from __future__ import annotations
 from storage.engine import optuna_storage
 from storage.errors import LeaseHeldError, StoreError, SweepExistsError
 from storage.jsonsafe import sanitize_json
-from storage.liveness import TrialPulse, owner_name
+from storage.liveness import TrialPulse, owner_name, owner_place
 from storage.records import (
     ArtifactRecord,
     EvaluationRecord,
@@ -50,6 +50,7 @@ __all__ = [
     "default_db_url",
     "optuna_storage",
     "owner_name",
+    "owner_place",
     "redact_url",
     "resolve_db_url",
     "sanitize_json",

@@ -41,14 +41,19 @@ def owner_name(role: str) -> str:
     return f"{role}@{socket.gethostname()}:{os.getpid()}"
 
 
+def owner_place(owner: str) -> tuple[str, int | None]:
+    """`role@host:pid` (an `owner_name`) -> (host, pid); pid None when it is not one."""
+    _, _, place = owner.partition("@")
+    host, _, pid_text = place.rpartition(":")
+    return host, int(pid_text) if pid_text.isdigit() else None
+
+
 def _owner_is_gone(owner: str) -> bool:
     """True only when the owner ran on this host and its process no longer exists (or is
     a zombie). An owner elsewhere is judged by its lease's expiry alone."""
-    _, _, place = owner.partition("@")
-    host, _, pid_text = place.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
+    host, pid = owner_place(owner)
+    if host != socket.gethostname() or pid is None:
         return False
-    pid = int(pid_text)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

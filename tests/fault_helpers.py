@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import yaml
 
-from storage import Store, TrialState
+from storage import Store, TrialState, owner_place
 from tests.conftest import REPO
 
 ANALYTIC = "python:tests.analytic:run"
@@ -89,12 +89,24 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 90.0) -> 
     return value
 
 
-def running_trials(url: str, sweep: str) -> list[Any]:
+def stored_trials(url: str, sweep: str) -> list[Any]:
+    """The sweep's trial rows, or none while the file or its schema is not there yet."""
     try:
         with Store(url, read_only=True) as store:
-            return [t for t in store.list_trials(sweep) if t.state is TrialState.RUNNING]
-    except Exception:  # the file or its schema is not there yet
+            return store.list_trials(sweep)
+    except Exception:
         return []
+
+
+def running_trials(url: str, sweep: str) -> list[Any]:
+    return [t for t in stored_trials(url, sweep) if t.state is TrialState.RUNNING]
+
+
+def worker_pid(trial: Any) -> int:
+    """The pid of the process a trial's first heartbeat recorded (`worker@host:pid`)."""
+    pid = owner_place(trial.worker or "")[1]
+    assert pid is not None, f"trial {trial.id} has no worker on record"
+    return pid
 
 
 def trial_workers(process: subprocess.Popen[str]) -> list[psutil.Process]:

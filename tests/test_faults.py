@@ -24,8 +24,10 @@ from tests.fault_helpers import (
     finish,
     running_trials,
     start_sweepctl,
+    stored_trials,
     trial_workers,
     wait_for,
+    worker_pid,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
@@ -47,7 +49,7 @@ def kill_first_worker(url: str, sweep: str, process: Any, sig: signal.Signals) -
     trial = wait_for(
         lambda: [t for t in running_trials(url, sweep) if t.worker], "a running trial"
     )[0]
-    pid = int(trial.worker.rpartition(":")[2])
+    pid = worker_pid(trial)
     assert pid in {worker.pid for worker in trial_workers(process)}
     os.kill(pid, sig)
     return trial.optuna_trial_number
@@ -183,7 +185,7 @@ def test_a_trial_handed_to_a_worker_frozen_while_idle_is_failed_after_a_minute_a
     args = ["launch", str(spec), "--db", url, "--runner", ANALYTIC]
     process = start_sweepctl(args, home, step_seconds=1.0)
     done = wait_for(lambda: completed_with_worker(url, "idle"), "a completed trial")[0]
-    os.kill(int(done.worker.rpartition(":")[2]), signal.SIGSTOP)  # now idle, in the pool
+    os.kill(worker_pid(done), signal.SIGSTOP)  # now idle, in the pool
     code, _, err = finish(process, timeout=240)
     assert code == 0, err
     with Store(url) as store:
@@ -207,12 +209,7 @@ def test_a_trial_handed_to_a_worker_frozen_while_idle_is_failed_after_a_minute_a
 
 
 def completed_with_worker(url: str, sweep: str) -> list[Any]:
-    try:
-        with Store(url, read_only=True) as store:
-            trials = store.list_trials(sweep)
-    except Exception:  # the file or its schema is not there yet
-        return []
-    return [t for t in trials if t.state is TrialState.COMPLETED and t.worker]
+    return [t for t in stored_trials(url, sweep) if t.state is TrialState.COMPLETED and t.worker]
 
 
 def test_a_trial_past_its_timeout_fails_as_timeout_and_keeps_its_evaluations(
