@@ -11,9 +11,11 @@ ENV PIP_NO_CACHE_DIR=1 \
 WORKDIR /app
 RUN pip install "torch==2.13.0" --index-url "$TORCH_INDEX"
 COPY pyproject.toml README.md ./
-COPY orchestrator ./orchestrator
-COPY workers ./workers
+COPY cli ./cli
+COPY spec ./spec
 COPY storage ./storage
+COPY workers ./workers
+COPY orchestrator ./orchestrator
 COPY service ./service
 RUN pip install ".[minilm]"
 COPY sweeps ./sweeps

@@ -31,9 +31,16 @@ quickstart: install
 	$(BIN)/sweepctl launch sweeps/quickstart.yaml --if-exists resume
 	$(BIN)/sweepctl export quickstart --format yaml
 
+# lint-imports and mypy walk folders, so they read a symlinked `sweepctl/` tree of the
+# checkout (.ci/stage_package.py); the package-dir mapping itself is for Python's imports.
+STAGED := build/staged
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python .ci/stage_package.py $(STAGED) >/dev/null
+	cd $(STAGED) && PYTHONPATH=. ../../$(BIN)/lint-imports --config ../../pyproject.toml
+	cd $(STAGED) && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p sweepctl
 
 test: lint
 	$(BIN)/python -m pytest -q -ra
@@ -42,6 +49,7 @@ test-fast: install
 	$(BIN)/python -m pytest -q -ra -m "not integration"
 
 bench: install
+	mkdir -p bench/results
 	$(BIN)/python bench/trial_throughput.py --train-rows 2000 --epochs 1 --json bench/results/trial_throughput.json
 
 clean:

@@ -80,7 +80,7 @@ def sample(rng: random.Random) -> dict[str, Any]:
 
 
 def build_store(url: str, trials: int, evaluations: int, seed: int) -> dict[str, Any]:
-    from storage import Store, SweepState
+    from sweepctl.storage import Store, SweepState
 
     rng = random.Random(seed)
     rows = [_trial(i, rng) for i in range(trials)]
@@ -107,8 +107,8 @@ def _trial(number: int, rng: random.Random) -> dict[str, Any]:
 def _bulk_insert(store: Any, sweep_id: int, rows: list[dict[str, Any]], evaluations: int) -> None:
     from sqlalchemy import insert, select
 
-    from storage import TrialState
-    from storage.models import Evaluation, Trial
+    from sweepctl.storage import TrialState
+    from sweepctl.storage.models import Evaluation, Trial
 
     start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     trial_rows = []
@@ -245,8 +245,8 @@ def _optuna_study(url: str, rows: list[dict[str, Any]]) -> None:
 def serve(url: str, home: str) -> tuple[str, Any]:
     import uvicorn
 
-    from service.app import create_app
-    from service.settings import ServeSettings
+    from sweepctl.service.app import create_app
+    from sweepctl.service.settings import ServeSettings
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _trial_ids(url: str, sweep_id: int) -> list[int]:
-    from storage import Store
+    from sweepctl.storage import Store
 
     with Store(url) as store:
         return [t.id for t in store.trial_summaries(sweep_id)]

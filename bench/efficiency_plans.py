@@ -86,7 +86,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
 
 
 def sweep_spec(plan: Plan, pruning: str, seed: int) -> Any:
-    from orchestrator.spec import SweepSpec
+    from sweepctl.spec.models import SweepSpec
 
     stages = [_seeded(stage, seed) for stage in plan.stages]
     return SweepSpec.model_validate(

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from storage import EvaluationRecord, Store, TrialState
+from sweepctl.storage import EvaluationRecord, Store, TrialState
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SWEEPS, TRIALS, WRITERS, EVALUATIONS = 3, 200, 4, 3

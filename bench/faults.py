@@ -52,7 +52,7 @@ if str(REPO_ROOT) not in sys.path:
 import yaml  # noqa: E402
 
 from bench.fault_load import load_row, pg_database  # noqa: E402
-from storage import Store, TrialState  # noqa: E402
+from sweepctl.storage import Store, TrialState  # noqa: E402
 from tests.fault_helpers import (  # noqa: E402
     poll_until,
     start_sweepctl,
@@ -363,6 +363,7 @@ def main() -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"cases": [asdict(r) for r in results], "load": load}
+        args.json.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/results/
         args.json.write_text(json.dumps(payload, indent=2))
     bad = [r for r in results if r.completed_lost or r.trained_twice or r.unfinished_left]
     return 1 if bad else 0

@@ -108,7 +108,7 @@ def _trivial_objective(trial: optuna.Trial) -> float:
 
 def overhead_spec(trials: int, concurrent: int) -> Any:
     """One random stage over the same space; the noop runner never reads model or data."""
-    from orchestrator.spec import SweepSpec
+    from sweepctl.spec.models import SweepSpec
 
     return SweepSpec.model_validate(
         {
@@ -130,8 +130,8 @@ def overhead_spec(trials: int, concurrent: int) -> Any:
 
 def sweepctl_run(trials: int, workdir: Path, backend: Any, concurrent: int) -> Run:
     """Store + study creation is set-up; `launch` (every row, ask and tell) is the loop."""
-    from orchestrator.sweep import SweepRun, launch
-    from storage import Store, SweepState
+    from sweepctl.orchestrator.sweep import SweepRun, launch
+    from sweepctl.storage import Store, SweepState
 
     load = load_1min()
     url = f"sqlite:///{workdir / 'sweepctl.db'}"
@@ -166,14 +166,14 @@ class FirstFinish:
 
 
 def sweepctl_inline(trials: int, workdir: Path) -> Run:
-    from orchestrator.backends import InlineBackend
+    from sweepctl.orchestrator.backends import InlineBackend
 
     return sweepctl_run(trials, workdir, InlineBackend(), concurrent=1)
 
 
 def sweepctl_ray(trials: int, workdir: Path) -> Run:
     """Ray's start-up (ray.init inside RayBackend) is timed apart and reported, not hidden."""
-    from orchestrator.backends import RayBackend
+    from sweepctl.orchestrator.backends import RayBackend
 
     started = time.perf_counter()
     backend = RayBackend(cpus_per_trial=1, gpus_per_trial=0)
@@ -191,7 +191,7 @@ def sweepctl_ray(trials: int, workdir: Path) -> Run:
 def warm_imports() -> float:
     """sweepctl's spec code imports transformers (TrainingArguments' field names) on first
     use, even for a noop sweep: a one-off per process, timed here and kept out of (b)."""
-    from orchestrator.spec import training_argument_names
+    from sweepctl.spec.models import training_argument_names
 
     started = time.perf_counter()
     training_argument_names()
@@ -324,6 +324,7 @@ def write_json(path: Path, trials: int, result: dict[str, Any], env: dict[str, A
         "transformers_import_s": result["transformers_import_s"],
         "summary": summary(result["runs"]),
     }
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/results/
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 

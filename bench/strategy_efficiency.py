@@ -112,7 +112,7 @@ class StopAtTarget:
         result = data.get("result")
         if kind != "trial_finished" or self.target is None or not _hits(result, self.target):
             return
-        from storage import SweepState
+        from sweepctl.storage import SweepState
 
         self.store.set_sweep_state(self.name, SweepState.CANCELLED)
 
@@ -130,7 +130,7 @@ def shuffled_grid(seed: int | None) -> Iterator[None]:
     """sweepctl enqueues a grid in itertools order; a benchmark that always meets the
     optimum at the same position measures the order, not the strategy. Shuffles the
     proposal list the orchestrator imported, for this process only."""
-    import orchestrator.sweep as sweep_module
+    import sweepctl.orchestrator.sweep as sweep_module
 
     original = sweep_module.grid_proposals
     if seed is None:
@@ -151,9 +151,9 @@ def shuffled_grid(seed: int | None) -> Iterator[None]:
 
 def run_job(job: Job) -> Outcome:
     """One plan, one seed, one fresh SQLite database; the outcome is read back from the store."""
-    from orchestrator.backends import InlineBackend
-    from orchestrator.sweep import SweepRun, launch
-    from storage import Store
+    from sweepctl.orchestrator.backends import InlineBackend
+    from sweepctl.orchestrator.sweep import SweepRun, launch
+    from sweepctl.storage import Store
 
     started = time.perf_counter()
     spec = sweep_spec(job.plan, job.pruning, job.seed)
@@ -252,8 +252,8 @@ def reordered_grid(reference: Outcome, job: Job) -> Outcome:
 def warm_worker(nmtlc: str) -> None:
     """Per worker process: the transformers import sweepctl's spec code does on first use
     and the parse of nmtlc.json are paid once, not inside the first job's wall time."""
-    from orchestrator.spec import training_argument_names
-    from workers.replay import ReplayRunner
+    from sweepctl.spec.models import training_argument_names
+    from sweepctl.workers.replay import ReplayRunner
 
     training_argument_names()
     ReplayRunner.cached(Path(nmtlc))
@@ -424,6 +424,7 @@ def environment() -> dict[str, Any]:
 
 def write_json(path: Path, args: argparse.Namespace, payload: dict[str, Any]) -> None:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/results/
     path.write_text(json.dumps({"settings": settings, **payload}, indent=2) + "\n")
 
 

@@ -188,8 +188,8 @@ def _accuracy(eval_pred: Any) -> dict[str, float]:
 
 def sweepctl_worker(settings: Settings, workdir: Path) -> Result:
     """One `run_trial`, timed from the call (model load, data prep, store writes included)."""
-    from storage import Store
-    from workers.trial import run_trial
+    from sweepctl.storage import Store
+    from sweepctl.workers.trial import run_trial
 
     spec = worker_spec(settings)
     with Store(str(workdir / "sweepctl.db")) as store:
@@ -217,7 +217,7 @@ def sweepctl_worker(settings: Settings, workdir: Path) -> Result:
 def worker_spec(settings: Settings) -> Any:
     """The spec a user would write for the same run; objective accuracy so the kept
     checkpoint is chosen by the figure this benchmark reports."""
-    from orchestrator.spec import parse_spec
+    from sweepctl.spec.models import parse_spec
 
     data = {
         "name": "bench-trial-throughput",
@@ -348,12 +348,13 @@ def write_json(path: Path, settings: Settings, env: dict[str, Any], results: lis
         **summary(*results),
         "notes": notes(settings, env),
     }
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh clone has no bench/results/
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
 
 def run(settings: Settings) -> list[Result]:
     """Both methods in one process; imports are done first so neither side pays them."""
-    import workers.trial  # noqa: F401 - warm the import, not the model
+    import sweepctl.workers.trial  # noqa: F401 - warm the import, not the model
 
     quiet_libraries()
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:

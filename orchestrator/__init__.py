@@ -1,1 +1,1 @@
-"""sweepctl's control side: the sweep spec, the CLI, and (later) the sweep stages."""
+"""sweepctl's control side: stages, strategies, the Optuna study and trial placement."""

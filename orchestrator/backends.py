@@ -30,7 +30,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any
 
-from workers.job import JobResult, TrialJob, execute_job
+from sweepctl.workers.job import JobResult, TrialJob, execute_job
 
 STOP_WAIT_S = 10.0  # longest wait for a cancelled trial's worker to be gone
 
@@ -182,7 +182,7 @@ class RayBackend(ExecutionBackend):
 
     def infeasible(self) -> str | None:
         """Why no node of the cluster can run a trial right now, or None."""
-        from orchestrator.errors import UsageError
+        from sweepctl.spec.errors import UsageError
 
         try:
             check_feasible(*self._demand)
@@ -273,7 +273,7 @@ def check_feasible(cpus_per_trial: float, gpus_per_trial: float) -> None:
     Ray would keep it pending forever with only a log warning nobody sees."""
     import ray
 
-    from orchestrator.errors import UsageError
+    from sweepctl.spec.errors import UsageError
 
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):

@@ -15,11 +15,11 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from orchestrator.errors import UsageError
-from orchestrator.overrides import apply_overrides
-from orchestrator.spec import EXTRA_TRAINING_KEYS, SWEEP_NAME, SweepSpec, spec_to_dict
-from orchestrator.sweep_report import best_trials
-from storage import Store, TrialRecord
+from sweepctl.orchestrator.sweep_report import best_trials
+from sweepctl.spec.errors import UsageError
+from sweepctl.spec.models import EXTRA_TRAINING_KEYS, SWEEP_NAME, SweepSpec, spec_to_dict
+from sweepctl.spec.overrides import apply_overrides
+from sweepctl.storage import Store, TrialRecord
 
 ExportFormat = Literal["yaml", "json", "hf-args"]
 # Plan keys: an exported spec describes one trial, not a sweep.

@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from storage import FailureKind, TrialState
+from sweepctl.storage import FailureKind, TrialState
 
 FAILURE_ATTR = "sweepctl_failure"  # a FailureKind value, or "cancelled"
 ATTEMPT_ATTR = "sweepctl_attempt"  # 1-based try of this configuration in its stage

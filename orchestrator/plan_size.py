@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.plan_spec import StageSpec, TopParameters
-from orchestrator.search import baseline
-from orchestrator.spec import SweepSpec
-from orchestrator.strategies import (
+from sweepctl.orchestrator.search import baseline
+from sweepctl.orchestrator.strategies import (
     OfatReport,
     grid_proposals,
     ofat_proposals,
     stage_parameter_names,
 )
+from sweepctl.spec.models import SweepSpec
+from sweepctl.spec.plan import StageSpec, TopParameters
 
 
 def planned_trials(

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field, replace
 import optuna
 from optuna.trial import FrozenTrial
 
-from orchestrator.outcomes import ATTEMPT_ATTR, CANCELLED, FAILURE_ATTR, RETRY_OF_ATTR
-from orchestrator.plan_spec import RetriesSpec
-from orchestrator.reuse import ConfigKey, is_reused, trial_key
-from orchestrator.search import CONFIG_ATTR, REPEAT_ATTR, finished_ok, stage_trials
-from orchestrator.strategies import Proposal
-from storage import FailureKind
+from sweepctl.orchestrator.outcomes import ATTEMPT_ATTR, CANCELLED, FAILURE_ATTR, RETRY_OF_ATTR
+from sweepctl.orchestrator.reuse import ConfigKey, is_reused, trial_key
+from sweepctl.orchestrator.search import CONFIG_ATTR, REPEAT_ATTR, finished_ok, stage_trials
+from sweepctl.orchestrator.strategies import Proposal
+from sweepctl.spec.plan import RetriesSpec
+from sweepctl.storage import FailureKind
 
 SAMPLED_ROLE = "sampled"
 

@@ -29,7 +29,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.search import REPEAT_ATTR
+from sweepctl.orchestrator.search import REPEAT_ATTR
 
 REUSED_ATTR = "sweepctl_reused_from"
 ConfigKey = tuple[int, tuple[tuple[str, Any], ...]]

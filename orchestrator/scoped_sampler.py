@@ -16,7 +16,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from orchestrator.search import STAGE_ATTR
+from sweepctl.orchestrator.search import STAGE_ATTR
 
 
 class _StageView:

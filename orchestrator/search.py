@@ -18,9 +18,9 @@ from optuna.distributions import (
     IntDistribution,
 )
 
-from orchestrator.errors import SpecError
-from orchestrator.spec import SweepSpec, tunable_parameter_kind
-from storage import optuna_storage
+from sweepctl.spec.errors import SpecError
+from sweepctl.spec.models import SweepSpec, tunable_parameter_kind
+from sweepctl.storage import optuna_storage
 
 STAGE_ATTR = "sweepctl_stage"
 CONFIG_ATTR = "sweepctl_config"

@@ -19,15 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from orchestrator.outcomes import ATTEMPT_ATTR, Outcome, tell
-from orchestrator.plan_spec import StageSpec
-from orchestrator.retries import (
+from sweepctl.orchestrator.outcomes import ATTEMPT_ATTR, Outcome, tell
+from sweepctl.orchestrator.retries import (
     attempt_attrs,
     histories,
     retry_after,
     unsettled_tries,
 )
-from orchestrator.reuse import (
+from sweepctl.orchestrator.reuse import (
     KnownConfigs,
     config_key,
     copy_result,
@@ -35,7 +34,7 @@ from orchestrator.reuse import (
     is_reused,
     space_size,
 )
-from orchestrator.search import (
+from sweepctl.orchestrator.search import (
     REPEAT_ATTR,
     STAGE_ATTR,
     baseline,
@@ -44,20 +43,21 @@ from orchestrator.search import (
     finished_ok,
     stage_trials,
 )
-from orchestrator.spec import spec_to_dict
-from orchestrator.strategies import (
+from sweepctl.orchestrator.strategies import (
     Proposal,
     grid_proposals,
     make_sampler,
     ofat_proposals,
     stage_parameter_names,
 )
-from orchestrator.watchdog import Watchdog, WatchdogThread
-from storage import StateTransitionError, Store, StoreError, SweepState, TrialState
-from workers.job import JobResult, TrialJob
+from sweepctl.orchestrator.watchdog import Watchdog, WatchdogThread
+from sweepctl.spec.models import spec_to_dict
+from sweepctl.spec.plan import StageSpec
+from sweepctl.storage import StateTransitionError, Store, StoreError, SweepState, TrialState
+from sweepctl.workers.job import JobResult, TrialJob
 
 if TYPE_CHECKING:
-    from orchestrator.sweep import SweepRun
+    from sweepctl.orchestrator.sweep import SweepRun
 
 CANCEL_REASON = "cancelled by sweepctl cancel"
 log = logging.getLogger("sweepctl.stage")

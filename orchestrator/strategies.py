@@ -17,9 +17,9 @@ from typing import Any
 
 import optuna
 
-from orchestrator.plan_spec import StageSpec, TopParameters
-from orchestrator.search import CONFIG_ATTR, REPEAT_ATTR, finished_ok, stage_trials
-from orchestrator.spec import SweepSpec
+from sweepctl.orchestrator.search import CONFIG_ATTR, REPEAT_ATTR, finished_ok, stage_trials
+from sweepctl.spec.models import SweepSpec
+from sweepctl.spec.plan import StageSpec, TopParameters
 
 TPE_STARTUP_TRIALS = 5
 
@@ -86,7 +86,7 @@ def make_sampler(stage: StageSpec, fixed: dict[str, Any], seed: int) -> optuna.s
     else:
         base = optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
     if stage.strategy == "bayes" and not stage.warm_start:
-        from orchestrator.scoped_sampler import StageScopedSampler
+        from sweepctl.orchestrator.scoped_sampler import StageScopedSampler
 
         base = StageScopedSampler(base, stage.name)
     if not fixed:

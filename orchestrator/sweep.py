@@ -21,23 +21,23 @@ from typing import Any
 
 import optuna
 
-from orchestrator.backends import ExecutionBackend
-from orchestrator.outcomes import Outcome, tell
-from orchestrator.ownership import LeaseKeeper
-from orchestrator.plan_spec import StageSpec
-from orchestrator.retries import stage_tally
-from orchestrator.reuse import is_reused
-from orchestrator.search import finished_ok, open_study, stage_trials
-from orchestrator.spec import SweepSpec, spec_to_dict
-from orchestrator.stage_runner import (
+from sweepctl.orchestrator.backends import ExecutionBackend
+from sweepctl.orchestrator.outcomes import Outcome, tell
+from sweepctl.orchestrator.ownership import LeaseKeeper
+from sweepctl.orchestrator.retries import stage_tally
+from sweepctl.orchestrator.reuse import is_reused
+from sweepctl.orchestrator.search import finished_ok, open_study, stage_trials
+from sweepctl.orchestrator.stage_runner import (
     CANCEL_REASON,
     MAX_REPEAT_STREAK,
     StageProposer,
     run_stage,
     stop_trials,
 )
-from orchestrator.strategies import OfatReport, analyze_ofat, stage_parameter_names
-from storage import Store, SweepState, TrialState
+from sweepctl.orchestrator.strategies import OfatReport, analyze_ofat, stage_parameter_names
+from sweepctl.spec.models import SweepSpec, spec_to_dict
+from sweepctl.spec.plan import StageSpec
+from sweepctl.storage import Store, SweepState, TrialState
 
 __all__ = [
     "CANCEL_REASON",

@@ -16,9 +16,9 @@ from rich.console import JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from orchestrator.report import _cell as format_number
-from orchestrator.spec import ObjectiveSpec
-from storage import Store, SweepRecord, TrialRecord, TrialState
+from sweepctl.orchestrator.report import _cell as format_number
+from sweepctl.spec.models import ObjectiveSpec
+from sweepctl.storage import Store, SweepRecord, TrialRecord, TrialState
 
 STATE_STYLES = {
     TrialState.PENDING: "dim",

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from orchestrator.plan_spec import ResourcesSpec
-from storage import FailureKind, Store, StoreError, TrialPulse, TrialState
-from storage.models import utcnow
-from workers.job import JobResult
+from sweepctl.spec.plan import ResourcesSpec
+from sweepctl.storage import FailureKind, Store, StoreError, TrialPulse, TrialState
+from sweepctl.storage.models import utcnow
+from sweepctl.workers.job import JobResult
 
 if TYPE_CHECKING:
-    from orchestrator.backends import ExecutionBackend
+    from sweepctl.orchestrator.backends import ExecutionBackend
 
 log = logging.getLogger("sweepctl.watchdog")
 

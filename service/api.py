@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, model_validator
 
-from orchestrator.errors import UsageError
-from service.controller import SERVER
-from service.deps import settings_of, store_of, sweep_or_404
-from service.overview import sweep_overview
-from service.settings import ServeSettings
-from storage import Store, StoreError, SweepExistsError, SweepState, TrialState, redact_url
+from sweepctl.service.controller import SERVER
+from sweepctl.service.deps import settings_of, store_of, sweep_or_404
+from sweepctl.service.overview import sweep_overview
+from sweepctl.service.settings import ServeSettings
+from sweepctl.spec.errors import UsageError
+from sweepctl.storage import Store, StoreError, SweepExistsError, SweepState, TrialState, redact_url
 
 router = APIRouter(prefix="/api/v1", tags=["sweeps"])
 StoreDep = Annotated[Store, Depends(store_of)]
@@ -68,8 +68,8 @@ def submit_sweep(submission: Submission, store: StoreDep, settings: SettingsDep)
 
 def validate_submission(submission: Submission, runner: str) -> Any:
     """The spec, or HTTP 422 with the CLI's one-line message; nothing is written."""
-    from orchestrator.spec import parse_spec, parse_spec_text
-    from orchestrator.sweep_cli import check_launchable
+    from sweepctl.orchestrator.preflight import check_launchable
+    from sweepctl.spec.models import parse_spec, parse_spec_text
 
     base_dir = Path.cwd()  # relative data paths in pasted YAML: the server's directory
     try:
@@ -84,7 +84,7 @@ def validate_submission(submission: Submission, runner: str) -> Any:
 
 
 def create_queued_sweep(store: Store, spec: Any) -> dict[str, Any]:
-    from orchestrator.spec import spec_to_dict
+    from sweepctl.spec.models import spec_to_dict
 
     stages = [(s.name, s.strategy) for s in spec.stages]
     try:
@@ -103,7 +103,7 @@ def get_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
 @router.post("/sweeps/{sweep_id}/cancel")
 def cancel_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
     """What `sweepctl cancel` does: the orchestrator sees the state and stops its trials."""
-    from orchestrator.sweep import CANCEL_REASON
+    from sweepctl.orchestrator.sweep import CANCEL_REASON
 
     sweep = sweep_or_404(store, sweep_id)
     if sweep.state not in (SweepState.PENDING, SweepState.RUNNING):
@@ -142,7 +142,7 @@ def export_sweep(
     top: Annotated[int, Query(ge=1, le=100)] = 1,
 ) -> Response:
     """The best configuration as `sweepctl export` writes it, as a file download."""
-    from orchestrator.export import export_payload, trials_csv
+    from sweepctl.orchestrator.export import export_payload, trials_csv
 
     sweep = sweep_or_404(store, sweep_id)
     try:

@@ -19,13 +19,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from service import api, dashboard_api, importance, pages
-from service.auth import TokenGuard, TokenRules
-from service.controller import SweepController
-from service.hosts import HostGuard
-from service.limits import BodyLimit
-from service.settings import ServeSettings
-from storage import Store
+from sweepctl.service import api, dashboard_api, importance, pages
+from sweepctl.service.auth import TokenGuard, TokenRules
+from sweepctl.service.controller import SweepController
+from sweepctl.service.hosts import HostGuard
+from sweepctl.service.limits import BodyLimit
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import Store
 
 ASSETS_DIR = Path(__file__).parent / "assets"
 log = logging.getLogger("sweepctl.serve")
@@ -39,7 +39,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Validating a spec imports transformers' TrainingArguments (seconds): pay it before
         # the first request, not inside the first page view or submission.
-        from orchestrator.spec import warm_up
+        from sweepctl.spec.models import warm_up
 
         warm_up()
 

@@ -18,8 +18,8 @@ import html
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from service.asgi import ASGIApp, Receive, Scope, Send, headers_of, send_json
-from service.optuna_mount import mount_refusal
+from sweepctl.service.asgi import ASGIApp, Receive, Scope, Send, headers_of, send_json
+from sweepctl.service.optuna_mount import mount_refusal
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_HINT = "open the login URL 'sweepctl serve' printed, or send 'Authorization: Bearer <token>'"

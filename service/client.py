@@ -15,14 +15,14 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator.errors import UsageError
-from service.token import client_token
+from sweepctl.service.token import client_token
+from sweepctl.spec.errors import UsageError
 
 TIMEOUT_S = 60.0
 
 
 def submit(server: str, spec: Any, console: Console) -> int:
-    from orchestrator.spec import spec_to_dict
+    from sweepctl.spec.models import spec_to_dict
 
     base = server.rstrip("/")
     body = json.dumps({"spec": spec_to_dict(spec), "source": spec.name}).encode()
@@ -35,7 +35,7 @@ def submit(server: str, spec: Any, console: Console) -> int:
 
 
 def _post(url: str, body: bytes) -> dict[str, Any]:
-    from storage import sweepctl_home
+    from sweepctl.storage import sweepctl_home
 
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     token = client_token(sweepctl_home())  # SWEEPCTL_TOKEN, else a local server's token file

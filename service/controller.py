@@ -23,9 +23,9 @@ import threading
 import traceback
 from typing import Any
 
-from service.settings import ServeSettings
-from storage import LeaseHeldError, Store, SweepState
-from storage.views import QueuedSweep
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import LeaseHeldError, Store, SweepState
+from sweepctl.storage.views import QueuedSweep
 
 SERVER = "server"
 log = logging.getLogger("sweepctl.controller")
@@ -96,7 +96,7 @@ class SweepController:
 
     def _launch(self, sweep: QueuedSweep, resume: bool) -> None:
         if self.settings.backend == "ray" and not self._owns_ray:
-            from orchestrator.backends import init_ray
+            from sweepctl.orchestrator.backends import init_ray
 
             self._owns_ray = init_ray(self.settings.ray_address)
         thread = threading.Thread(
@@ -107,8 +107,8 @@ class SweepController:
         thread.start()
 
     def _drive(self, sweep: QueuedSweep, resume: bool) -> None:
-        from orchestrator import sweep as orchestration
-        from orchestrator.spec import SweepSpec
+        from sweepctl.orchestrator import sweep as orchestration
+        from sweepctl.spec.models import SweepSpec
 
         backend = None
         try:
@@ -134,7 +134,7 @@ class SweepController:
                 backend.shutdown()
 
     def _backend(self, spec: Any) -> Any:
-        from orchestrator.backends import InlineBackend, RayBackend
+        from sweepctl.orchestrator.backends import InlineBackend, RayBackend
 
         if self.settings.backend == "inline":
             return InlineBackend()

@@ -15,13 +15,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 
-from orchestrator.sweep_report import objective_of
-from service import dashboard_data as data
-from service.deps import settings_of, store_of, sweep_or_404
-from service.importance import optuna_study_id, param_importance
-from service.overview import sweep_overview
-from service.settings import ServeSettings
-from storage import Store, StoreError, TrialRecord
+from sweepctl.orchestrator.sweep_report import objective_of
+from sweepctl.service import dashboard_data as data
+from sweepctl.service.deps import settings_of, store_of, sweep_or_404
+from sweepctl.service.importance import optuna_study_id, param_importance
+from sweepctl.service.overview import sweep_overview
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import Store, StoreError, TrialRecord
 
 router = APIRouter(prefix="/api/v1", tags=["dashboard"])
 StoreDep = Annotated[Store, Depends(store_of)]

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage import EvaluationRecord, SweepRecord, TrialState, TrialSummary
+from sweepctl.storage import EvaluationRecord, SweepRecord, TrialState, TrialSummary
 
 MAX_CURVES = 50  # learning curves drawn at once; more is unreadable and only costs reads
 EPOCH_FIELDS = ("training_loss", "eval_loss", "accuracy", "f1", "precision", "recall")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request
 
-from service.settings import ServeSettings
-from storage import Store, StoreError, SweepRecord
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import Store, StoreError, SweepRecord
 
 
 def store_of(request: Request) -> Store:

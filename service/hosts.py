@@ -9,7 +9,7 @@ given with `--allowed-host`.
 
 from __future__ import annotations
 
-from service.asgi import ASGIApp, Receive, Scope, Send, headers_of, send_json
+from sweepctl.service.asgi import ASGIApp, Receive, Scope, Send, headers_of, send_json
 
 
 def host_name(header: str) -> str:

@@ -8,7 +8,7 @@ client gets 413 and the app sees the request end.
 
 from __future__ import annotations
 
-from service.asgi import ASGIApp, Message, Receive, Scope, Send, headers_of, send_json
+from sweepctl.service.asgi import ASGIApp, Message, Receive, Scope, Send, headers_of, send_json
 
 
 class BodyTooLarge(Exception):  # not a ValueError: the app's 422 handler must miss it

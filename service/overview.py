@@ -18,9 +18,9 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
-from orchestrator.sweep_report import objective_of
-from storage import Store, SweepRecord, SweepState, SweepStats, TrialState
-from storage.views import SweepRow
+from sweepctl.orchestrator.sweep_report import objective_of
+from sweepctl.storage import Store, SweepRecord, SweepState, SweepStats, TrialState
+from sweepctl.storage.views import SweepRow
 
 AnySweep = SweepRecord | SweepRow
 _FACTS_SIZE = 512
@@ -121,8 +121,8 @@ def spec_facts(store: Store, sweep: AnySweep) -> tuple[dict[str, Any], dict[str,
 
 
 def _planned(spec: dict[str, Any], summaries: dict[str, Any]) -> dict[str, int | None]:
-    from orchestrator.plan_size import planned_trials
-    from orchestrator.spec import SweepSpec
+    from sweepctl.orchestrator.plan_size import planned_trials
+    from sweepctl.spec.models import SweepSpec
 
     try:
         return planned_trials(SweepSpec.model_validate(spec), summaries)

@@ -17,15 +17,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader
 
-from service import dashboard_data as data
-from service.controller import SERVER
-from service.dashboard_api import trial_or_404, trial_payload
-from service.deps import settings_of, store_of, sweep_or_404
-from service.formatting import FILTERS
-from service.importance import optuna_study_id, prefetch
-from service.overview import sweep_overview
-from service.settings import ServeSettings
-from storage import Store, redact_url
+from sweepctl.service import dashboard_data as data
+from sweepctl.service.controller import SERVER
+from sweepctl.service.dashboard_api import trial_or_404, trial_payload
+from sweepctl.service.deps import settings_of, store_of, sweep_or_404
+from sweepctl.service.formatting import FILTERS
+from sweepctl.service.importance import optuna_study_id, prefetch
+from sweepctl.service.overview import sweep_overview
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import Store, redact_url
 
 router = APIRouter(include_in_schema=False)
 StoreDep = Annotated[Store, Depends(store_of)]

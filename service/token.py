@@ -15,7 +15,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from service.settings import TOKEN_ENV
+from sweepctl.service.settings import TOKEN_ENV
 
 TOKEN_FILE = "serve-token"
 log = logging.getLogger("sweepctl.serve")

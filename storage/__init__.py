@@ -5,20 +5,20 @@ Import from here; the submodules are implementation detail.
 
 from __future__ import annotations
 
-from storage.engine import optuna_storage
-from storage.errors import LeaseHeldError, StoreError, SweepExistsError
-from storage.jsonsafe import sanitize_json
-from storage.liveness import TrialPulse, owner_name, owner_place
-from storage.records import (
+from sweepctl.storage.engine import optuna_storage
+from sweepctl.storage.errors import LeaseHeldError, StoreError, SweepExistsError
+from sweepctl.storage.jsonsafe import sanitize_json
+from sweepctl.storage.liveness import TrialPulse, owner_name, owner_place
+from sweepctl.storage.records import (
     ArtifactRecord,
     EvaluationRecord,
     StageRecord,
     SweepRecord,
     TrialRecord,
 )
-from storage.states import FailureKind, StateTransitionError, SweepState, TrialState
-from storage.store import Store
-from storage.urls import (
+from sweepctl.storage.states import FailureKind, StateTransitionError, SweepState, TrialState
+from sweepctl.storage.store import Store
+from sweepctl.storage.urls import (
     DB_ENV,
     DEFAULT_HOME_ENV,
     default_db_url,
@@ -26,7 +26,7 @@ from storage.urls import (
     resolve_db_url,
     sweepctl_home,
 )
-from storage.views import SweepStats, TrialSummary
+from sweepctl.storage.views import SweepStats, TrialSummary
 
 __all__ = [
     "DB_ENV",

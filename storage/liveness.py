@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.errors import LeaseHeldError, StoreError
-from storage.models import Sweep, Trial, utcnow
-from storage.states import TrialState
+from sweepctl.storage.errors import LeaseHeldError, StoreError
+from sweepctl.storage.models import Sweep, Trial, utcnow
+from sweepctl.storage.states import TrialState
 
 __all__ = ["LivenessMixin", "TrialPulse", "lease_holder", "owner_name"]
 

@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from storage.models import TABLE_PREFIX, VERSION_TABLE, Base
+from sweepctl.storage.models import TABLE_PREFIX, VERSION_TABLE, Base
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

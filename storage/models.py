@@ -29,7 +29,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from storage.states import SweepState, TrialState
+from sweepctl.storage.states import SweepState, TrialState
 
 TABLE_PREFIX = "sweepctl_"
 VERSION_TABLE = f"{TABLE_PREFIX}alembic_version"

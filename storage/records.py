@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from storage.states import SweepState, TrialState
+from sweepctl.storage.states import SweepState, TrialState
 
 _DATETIME_FIELDS = ("created_at", "started_at", "finished_at", "heartbeat_at")
 

@@ -10,16 +10,16 @@ from collections.abc import Mapping
 
 from sqlalchemy.orm import joinedload, selectinload
 
-from storage.jsonsafe import sanitize_float, sanitize_json
-from storage.models import Evaluation, Stage, Sweep, Trial
-from storage.records import (
+from sweepctl.storage.jsonsafe import sanitize_float, sanitize_json
+from sweepctl.storage.models import Evaluation, Stage, Sweep, Trial
+from sweepctl.storage.records import (
     ArtifactRecord,
     EvaluationRecord,
     StageRecord,
     SweepRecord,
     TrialRecord,
 )
-from storage.states import TrialState
+from sweepctl.storage.states import TrialState
 
 EVALUATION_FLOATS = (
     "epoch",

@@ -23,18 +23,18 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage import migrate
-from storage.engine import READ_ONLY_OPTION, create_store_engine
-from storage.errors import StoreError, first_line
-from storage.jsonsafe import sanitize_float, sanitize_json
-from storage.liveness import LivenessMixin
-from storage.models import Artifact, Base, Sweep, Trial, utcnow
-from storage.records import EvaluationRecord, TrialRecord
-from storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
-from storage.states import FailureKind, StateTransitionError, TrialState, check_transition
-from storage.sweeps import SweepMixin
-from storage.urls import normalize_db_url, redact_url
-from storage.views import ViewMixin
+from sweepctl.storage import migrate
+from sweepctl.storage.engine import READ_ONLY_OPTION, create_store_engine
+from sweepctl.storage.errors import StoreError, first_line
+from sweepctl.storage.jsonsafe import sanitize_float, sanitize_json
+from sweepctl.storage.liveness import LivenessMixin
+from sweepctl.storage.models import Artifact, Base, Sweep, Trial, utcnow
+from sweepctl.storage.records import EvaluationRecord, TrialRecord
+from sweepctl.storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
+from sweepctl.storage.states import FailureKind, StateTransitionError, TrialState, check_transition
+from sweepctl.storage.sweeps import SweepMixin
+from sweepctl.storage.urls import normalize_db_url, redact_url
+from sweepctl.storage.views import ViewMixin
 
 __all__ = ["Store", "StoreError"]
 

@@ -18,12 +18,17 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from storage.errors import StoreError, SweepExistsError, first_line
-from storage.jsonsafe import sanitize_json
-from storage.models import Stage, Sweep, Trial, utcnow
-from storage.records import SweepRecord
-from storage.rows import sweep_record
-from storage.states import StateTransitionError, SweepState, TrialState, check_sweep_transition
+from sweepctl.storage.errors import StoreError, SweepExistsError, first_line
+from sweepctl.storage.jsonsafe import sanitize_json
+from sweepctl.storage.models import Stage, Sweep, Trial, utcnow
+from sweepctl.storage.records import SweepRecord
+from sweepctl.storage.rows import sweep_record
+from sweepctl.storage.states import (
+    StateTransitionError,
+    SweepState,
+    TrialState,
+    check_sweep_transition,
+)
 
 __all__ = ["SweepMixin"]
 

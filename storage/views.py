@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
-from storage.models import Evaluation, Sweep, Trial
-from storage.records import EvaluationRecord, StageRecord
-from storage.rows import evaluation_record, stage_record
-from storage.states import SweepState, TrialState
-from storage.sweeps import _trial_counts
+from sweepctl.storage.models import Evaluation, Sweep, Trial
+from sweepctl.storage.records import EvaluationRecord, StageRecord
+from sweepctl.storage.rows import evaluation_record, stage_record
+from sweepctl.storage.states import SweepState, TrialState
+from sweepctl.storage.sweeps import _trial_counts
 
 __all__ = ["QueuedSweep", "StageCount", "SweepRow", "SweepStats", "TrialSummary", "ViewMixin"]
 

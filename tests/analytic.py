@@ -12,8 +12,8 @@ import math
 import os
 from typing import Any
 
-from workers.job import JobResult, TrialJob
-from workers.replay import Plan, run_curve
+from sweepctl.workers.job import JobResult, TrialJob
+from sweepctl.workers.replay import Plan, run_curve
 
 NOISE = 0.05
 

@@ -14,7 +14,7 @@ from typing import Any
 import psutil
 import yaml
 
-from storage import Store, TrialState, owner_place
+from sweepctl.storage import Store, TrialState, owner_place
 from tests.conftest import REPO
 
 ANALYTIC = "python:tests.analytic:run"
@@ -62,7 +62,7 @@ def start_sweepctl(
     }
     environment.pop("RAY_ADDRESS", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", *args],
+        [sys.executable, "-m", "sweepctl", *args],
         cwd=REPO,
         env=environment,
         stdout=subprocess.PIPE,

@@ -14,9 +14,9 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from storage import Store
+from sweepctl.storage import Store
+from sweepctl.workers.job import JobResult, TrialJob
 from tests import analytic
-from workers.job import JobResult, TrialJob
 
 FROZEN_RATE = 1e-5
 

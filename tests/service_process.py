@@ -75,7 +75,7 @@ def running_server(
     home = tmp / "home"
     log = tmp / f"serve-{port}.log"
     command = [
-        *(sys.executable, "-m", "orchestrator.cli", "serve", "--db", db_url),
+        *(sys.executable, "-m", "sweepctl", "serve", "--db", db_url),
         *("--host", host, "--port", str(port), "--backend", "inline", "--runner", ANALYTIC),
         *extra,
     ]

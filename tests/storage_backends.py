@@ -31,11 +31,11 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from storage.models import Base
-from storage.records import EvaluationRecord
-from storage.states import TrialState
-from storage.store import Store
-from storage.urls import normalize_db_url, redact_url
+from sweepctl.storage.models import Base
+from sweepctl.storage.records import EvaluationRecord
+from sweepctl.storage.states import TrialState
+from sweepctl.storage.store import Store
+from sweepctl.storage.urls import normalize_db_url, redact_url
 
 PG_URL_ENV = "SWEEPCTL_TEST_PG_URL"
 DEFAULT_PG_SERVER_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from storage import Store
+from sweepctl.cli import main
+from sweepctl.storage import Store
 from tests.conftest import write_csv
 from tests.fuzz_corpus import CORPUS, LABELED, LR, Case
 
@@ -114,7 +114,7 @@ def test_a_real_validate_process_prints_exactly_one_line(
     path = write_case(case, base_spec, tmp_path / "case")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "validate", str(path)],
+        [sys.executable, "-m", "sweepctl", "validate", str(path)],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
     )  # fmt: skip
     assert done.returncode == 2

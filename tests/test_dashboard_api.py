@@ -13,12 +13,12 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from orchestrator.cli import main
-from service import dashboard_data
-from service.app import create_app
-from service.dashboard_data import overfitting_epoch
-from service.settings import ServeSettings
-from storage import EvaluationRecord, Store, TrialState
+from sweepctl.cli import main
+from sweepctl.service import dashboard_data
+from sweepctl.service.app import create_app
+from sweepctl.service.dashboard_data import overfitting_epoch
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import EvaluationRecord, Store, TrialState
 from tests.service_client import TOKEN, local_client
 from tests.test_strategies import SPACE
 from tests.test_sweep_cli import INLINE
@@ -256,7 +256,7 @@ def test_user_strings_are_escaped_in_every_page(client: TestClient, world: dict[
 
 
 def test_page_filters_format_blanks_numbers_and_sizes() -> None:
-    from service.formatting import duration, number, size
+    from sweepctl.service.formatting import duration, number, size
 
     assert (
         duration(75) == "1m 15s"

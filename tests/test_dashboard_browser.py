@@ -18,8 +18,8 @@ import httpx
 import pytest
 import yaml
 
-from orchestrator.spec import load_spec
-from storage import Store
+from sweepctl.spec.models import load_spec
+from sweepctl.storage import Store
 from tests.conftest import REPO
 from tests.service_process import running_server
 from tests.test_sweep_lifecycle import write_analytic_spec

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cli import main
+from sweepctl.cli import main
 from tests.fault_helpers import ANALYTIC, analytic_grid_spec
 
 

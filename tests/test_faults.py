@@ -14,10 +14,10 @@ import optuna
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from orchestrator.outcomes import optuna_state
-from orchestrator.spec import load_spec, spec_to_dict
-from storage import FailureKind, Store, SweepState, TrialState
+from sweepctl.cli import main
+from sweepctl.orchestrator.outcomes import optuna_state
+from sweepctl.spec.models import load_spec, spec_to_dict
+from sweepctl.storage import FailureKind, Store, SweepState, TrialState
 from tests.fault_helpers import (
     ANALYTIC,
     analytic_grid_spec,
@@ -177,7 +177,7 @@ def test_a_trial_handed_to_a_worker_frozen_while_idle_is_failed_after_a_minute_a
 ) -> None:
     """A worker stopped between trials is still in Ray's pool; the next trial it is given
     never starts (no first beat), and on a private Ray with room for it that means lost."""
-    from orchestrator.watchdog import START_DEADLINE_S
+    from sweepctl.orchestrator.watchdog import START_DEADLINE_S
 
     url = f"sqlite:///{tmp_path / 'store.db'}"
     resources = {"max_concurrent_trials": 2}
@@ -360,7 +360,7 @@ def test_a_gpu_trial_on_a_joined_cluster_without_gpus_fails_after_a_minute_pendi
     can never place is failed with the reason once it has waited START_DEADLINE_S."""
     from ray.cluster_utils import Cluster
 
-    from orchestrator.watchdog import START_DEADLINE_S
+    from sweepctl.orchestrator.watchdog import START_DEADLINE_S
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
     try:
@@ -385,9 +385,9 @@ def test_a_gpu_trial_on_a_joined_cluster_without_gpus_fails_after_a_minute_pendi
 
 
 def test_failure_kinds_sort_exceptions_the_way_retries_need() -> None:
-    from orchestrator.errors import DataError
-    from workers.job import failure_kind_of
-    from workers.rows import NonFiniteLossError
+    from sweepctl.spec.errors import DataError
+    from sweepctl.workers.job import failure_kind_of
+    from sweepctl.workers.rows import NonFiniteLossError
 
     class OutOfMemoryError(RuntimeError):  # the name torch.OutOfMemoryError carries
         pass

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import main
+from sweepctl.cli import main
 from tests.conftest import require_shared
 
 pytestmark = pytest.mark.integration

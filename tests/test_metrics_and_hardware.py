@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workers.arguments import Hardware, precision_settings
-from workers.metrics import classification_scores
+from sweepctl.workers.arguments import Hardware, precision_settings
+from sweepctl.workers.metrics import classification_scores
 
 
 def test_binary_scores_are_for_the_positive_class() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 import optuna
 import pytest
 
-from orchestrator.errors import SpecError
-from orchestrator.spec import SweepSpec
+from sweepctl.spec.errors import SpecError
+from sweepctl.spec.models import SweepSpec
+from sweepctl.workers.pruning import make_pruner
 from tests.test_strategies import analytic_spec
-from workers.pruning import make_pruner
 
 STAGES = [{"name": "rand", "strategy": "random", "n_trials": 2}]
 

@@ -22,13 +22,13 @@ import ray
 import yaml
 from ray.cluster_utils import Cluster
 
-from orchestrator.backends import RayBackend
-from orchestrator.cli import main
-from orchestrator.spec import SweepSpec, spec_to_dict
-from orchestrator.sweep import SweepRun, launch
-from storage import Store, SweepState, TrialState
+from sweepctl.cli import main
+from sweepctl.orchestrator.backends import RayBackend
+from sweepctl.orchestrator.sweep import SweepRun, launch
+from sweepctl.spec.models import SweepSpec, spec_to_dict
+from sweepctl.storage import Store, SweepState, TrialState
+from sweepctl.workers.job import JobResult, TrialJob
 from tests import analytic
-from workers.job import JobResult, TrialJob
 
 STEP_SECONDS = 0.1  # the analytic runner records 4 evaluations: about 0.4 s per trial
 LEARNING_RATES = [1e-5, 2e-5, 5e-5]

@@ -15,12 +15,12 @@ from typing import Any
 import optuna
 import pytest
 
-from orchestrator.spec import SweepSpec, spec_to_dict
-from storage import Store, TrialRecord, TrialState
+from sweepctl.spec.models import SweepSpec, spec_to_dict
+from sweepctl.storage import Store, TrialRecord, TrialState
+from sweepctl.workers.job import JobResult, TrialJob, execute_job
+from sweepctl.workers.replay import ReplayRunner, run_noop
+from sweepctl.workers.rows import EvaluationRow
 from tests.conftest import require_shared
-from workers.job import JobResult, TrialJob, execute_job
-from workers.replay import ReplayRunner, run_noop
-from workers.rows import EvaluationRow
 
 SPEC = {
     "name": "nmt",

@@ -12,15 +12,15 @@ import optuna
 import pytest
 from rich.console import Console
 
-import orchestrator.stage_runner as stage_runner
-from orchestrator.backends import InlineBackend
-from orchestrator.reuse import REUSED_ATTR, KnownConfigs, copy_result
-from orchestrator.search import STAGE_ATTR
-from orchestrator.spec import SweepSpec
-from orchestrator.sweep import SweepRun, launch, resume
-from orchestrator.sweep_report import status_renderables
-from service.overview import sweep_overview
-from storage import Store, SweepState, TrialState
+import sweepctl.orchestrator.stage_runner as stage_runner
+from sweepctl.orchestrator.backends import InlineBackend
+from sweepctl.orchestrator.reuse import REUSED_ATTR, KnownConfigs, copy_result
+from sweepctl.orchestrator.search import STAGE_ATTR
+from sweepctl.orchestrator.sweep import SweepRun, launch, resume
+from sweepctl.orchestrator.sweep_report import status_renderables
+from sweepctl.service.overview import sweep_overview
+from sweepctl.spec.models import SweepSpec
+from sweepctl.storage import Store, SweepState, TrialState
 from tests.analytic import loss
 from tests.test_strategies import ANALYTIC, SPACE, analytic_spec, run_sweep
 

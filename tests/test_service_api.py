@@ -14,11 +14,11 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-from orchestrator.cli import main
-from orchestrator.spec import parse_spec_text
-from service.app import create_app
-from service.settings import ServeSettings, is_loopback
-from storage import Store, SweepState
+from sweepctl.cli import main
+from sweepctl.service.app import create_app
+from sweepctl.service.settings import ServeSettings, is_loopback
+from sweepctl.spec.models import parse_spec_text
+from sweepctl.storage import Store, SweepState
 from tests.service_client import TOKEN, local_client
 from tests.test_strategies import ANALYTIC
 from tests.test_sweep_lifecycle import STAGES, write_analytic_spec

@@ -11,7 +11,7 @@ import pytest
 import ray
 from ray.cluster_utils import Cluster
 
-from storage import Store, SweepState, TrialState
+from sweepctl.storage import Store, SweepState, TrialState
 from tests.conftest import REPO
 from tests.service_process import running_server
 from tests.test_service_controller import completed, launch_with_server, sweep_state

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from orchestrator.sweep import CANCEL_REASON, CRASH_REASON
-from service.app import create_app
-from service.settings import ServeSettings
-from storage import Store, SweepState, TrialState
+from sweepctl.orchestrator.sweep import CANCEL_REASON, CRASH_REASON
+from sweepctl.service.app import create_app
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import Store, SweepState, TrialState
 from tests.conftest import REPO
 from tests.service_client import TOKEN, local_client
 from tests.service_process import running_server, server_env
@@ -129,7 +129,7 @@ def test_a_sweep_that_cannot_run_ends_failed_with_the_reason(
 
 
 def launch_with_server(spec: Path, server_url: str, home: Path) -> subprocess.CompletedProcess[str]:
-    cli = (sys.executable, "-m", "orchestrator.cli")
+    cli = (sys.executable, "-m", "sweepctl")
     command = [*cli, "launch", str(spec), "--server", server_url, "--runner", ANALYTIC]
     return subprocess.run(
         command, cwd=REPO, env=server_env(home, 0.2), capture_output=True, text=True, timeout=120

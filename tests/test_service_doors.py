@@ -15,9 +15,9 @@ import optuna
 import pytest
 from fastapi.testclient import TestClient
 
-from service.app import create_app
-from service.settings import ServeSettings
-from storage import Store
+from sweepctl.service.app import create_app
+from sweepctl.service.settings import ServeSettings
+from sweepctl.storage import Store
 from tests.service_client import AUTH, LOCAL, TOKEN, local_client
 from tests.test_service_api import analytic_yaml, settings
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.cli import login_url, serve_settings
-from service.token import client_token, server_token, token_path
+from sweepctl.serve_cli import login_url, serve_settings
+from sweepctl.service.token import client_token, server_token, token_path
 from tests.service_process import running_server
 from tests.test_service_controller import launch_with_server, sweep_state
 from tests.test_sweep_lifecycle import write_analytic_spec

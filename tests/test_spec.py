@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import SpecError
-from orchestrator.overrides import apply_overrides, parse_assignments
-from orchestrator.spec import load_spec, parse_spec
+from sweepctl.spec.errors import SpecError
+from sweepctl.spec.models import load_spec, parse_spec
+from sweepctl.spec.overrides import apply_overrides, parse_assignments
 
 BASE: dict[str, Any] = {
     "name": "demo",

@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from sqlalchemy import inspect, text
 
-from storage import migrate
-from storage.jsonsafe import sanitize_json
-from storage.models import VERSION_TABLE
-from storage.records import EvaluationRecord
-from storage.states import StateTransitionError, TrialState
-from storage.store import Store, StoreError
-from storage.urls import default_db_url, redact_url, resolve_db_url, sweepctl_home
+from sweepctl.storage import migrate
+from sweepctl.storage.jsonsafe import sanitize_json
+from sweepctl.storage.models import VERSION_TABLE
+from sweepctl.storage.records import EvaluationRecord
+from sweepctl.storage.states import StateTransitionError, TrialState
+from sweepctl.storage.store import Store, StoreError
+from sweepctl.storage.urls import default_db_url, redact_url, resolve_db_url, sweepctl_home
 
 pytest.register_assert_rewrite("tests.storage_backends")  # before the import below
 from tests.storage_backends import (  # noqa: E402

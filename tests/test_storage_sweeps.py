@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Integer, String, column, insert, table, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from storage import (
+from sweepctl.storage import (
     EvaluationRecord,
     StateTransitionError,
     Store,
@@ -28,8 +28,8 @@ from storage import (
     TrialState,
     migrate,
 )
-from storage.engine import create_store_engine
-from storage.models import Trial, UTCDateTime
+from sweepctl.storage.engine import create_store_engine
+from sweepctl.storage.models import Trial, UTCDateTime
 
 pytest.register_assert_rewrite("tests.storage_backends")  # before the import below
 from tests.storage_backends import SPEC, drive, new_trial, race  # noqa: E402

@@ -11,11 +11,11 @@ from typing import Any
 import optuna
 import pytest
 
-from orchestrator.backends import InlineBackend
-from orchestrator.search import STAGE_ATTR
-from orchestrator.spec import SweepSpec
-from orchestrator.sweep import SweepRun, launch
-from storage import Store, SweepState, TrialState
+from sweepctl.orchestrator.backends import InlineBackend
+from sweepctl.orchestrator.search import STAGE_ATTR
+from sweepctl.orchestrator.sweep import SweepRun, launch
+from sweepctl.spec.models import SweepSpec
+from sweepctl.storage import Store, SweepState, TrialState
 from tests.conftest import require_shared
 
 ANALYTIC = "python:tests.analytic:run"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from orchestrator.spec import load_spec
+from sweepctl.cli import main
+from sweepctl.spec.models import load_spec
 from tests.test_strategies import ANALYTIC
 from tests.test_sweep_lifecycle import write_analytic_spec
 

@@ -15,15 +15,15 @@ import optuna
 import pytest
 import yaml
 
-from orchestrator.backends import InlineBackend
-from orchestrator.cli import main
-from orchestrator.spec import spec_to_dict
-from orchestrator.sweep import CANCEL_REASON, CRASH_REASON, StageProposer, SweepRun, resume
-from storage import Store, SweepState, TrialState
+from sweepctl.cli import main
+from sweepctl.orchestrator.backends import InlineBackend
+from sweepctl.orchestrator.sweep import CANCEL_REASON, CRASH_REASON, StageProposer, SweepRun, resume
+from sweepctl.spec.models import spec_to_dict
+from sweepctl.storage import Store, SweepState, TrialState
+from sweepctl.workers.job import TrialJob, execute_job
 from tests.analytic import loss
 from tests.conftest import REPO
 from tests.test_strategies import ANALYTIC, SPACE, analytic_spec
-from workers.job import TrialJob, execute_job
 
 STAGES = [
     {"name": "screen", "strategy": "ofat"},
@@ -64,7 +64,7 @@ def start_launch(spec: Path, url: str, home: Path) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
-        "orchestrator.cli",
+        "sweepctl",
         "launch",
         str(spec),
         "--db",

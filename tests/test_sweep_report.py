@@ -17,18 +17,23 @@ import pytest
 import yaml
 from rich.console import Console, RenderableType
 
-from orchestrator.errors import UsageError
-from orchestrator.export import export_payload, export_spec, write_trials_csv
-from orchestrator.spec import (
+from sweepctl.orchestrator.export import export_payload, export_spec, write_trials_csv
+from sweepctl.orchestrator.strategies import OfatReport, ParameterImpact
+from sweepctl.orchestrator.sweep_report import (
+    best_trials,
+    status_renderables,
+    sweeps_table,
+    trials_table,
+)
+from sweepctl.spec.errors import UsageError
+from sweepctl.spec.models import (
     SpecLoader,
     SweepSpec,
     load_spec,
     spec_to_dict,
     training_argument_names,
 )
-from orchestrator.strategies import OfatReport, ParameterImpact
-from orchestrator.sweep_report import best_trials, status_renderables, sweeps_table, trials_table
-from storage import EvaluationRecord, Store, StoreError, SweepState, TrialState
+from sweepctl.storage import EvaluationRecord, Store, StoreError, SweepState, TrialState
 
 S = TrialState
 SPEC: dict[str, Any] = {

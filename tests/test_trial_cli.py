@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.cli import main
-from storage import Store, TrialState
+from sweepctl.cli import main
+from sweepctl.storage import Store, TrialState
 from tests.wandb_log import run_contents
 
 pytest_plugins = ["tests.storage_backends"]

@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.cli import main
-from orchestrator.errors import DataError
-from orchestrator.overrides import apply_overrides
-from orchestrator.spec import FILE_BUILDERS, SweepSpec, load_spec, tunable_parameter_kind
+from sweepctl.cli import main
+from sweepctl.spec.errors import DataError
+from sweepctl.spec.models import FILE_BUILDERS, SweepSpec, load_spec, tunable_parameter_kind
+from sweepctl.spec.overrides import apply_overrides
+from sweepctl.workers.data import build_splits
+from sweepctl.workers.trial import PreparedTrial, prepare_trial
 from tests.workload_data import (
     CEFR_LEVELS,
     write_cefr,
@@ -30,8 +32,6 @@ from tests.workload_data import (
     write_mrpc,
     write_sentiment140,
 )
-from workers.data import build_splits
-from workers.trial import PreparedTrial, prepare_trial
 
 SWEEPS = Path(__file__).resolve().parents[1] / "sweeps"
 SPEC_FILES = sorted(SWEEPS.glob("*.yaml"))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.spec import EXTRA_TRAINING_KEYS, SweepSpec
+from sweepctl.spec.models import EXTRA_TRAINING_KEYS, SweepSpec
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict, concatenate_datasets, load_from_disk
 
-from orchestrator.errors import DataError
-from orchestrator.spec import FILE_BUILDERS, DatasetSpec, SweepSpec
-from workers.labels import encode_labels
+from sweepctl.spec.errors import DataError
+from sweepctl.spec.models import FILE_BUILDERS, DatasetSpec, SweepSpec
+from sweepctl.workers.labels import encode_labels
 
 LOG = logging.getLogger("sweepctl.data")
 CACHE_FORMAT_VERSION = 1

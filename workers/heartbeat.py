@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from storage import Store, StoreError, owner_name
+from sweepctl.storage import Store, StoreError, owner_name
 
 log = logging.getLogger("sweepctl.heartbeat")
 

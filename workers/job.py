@@ -62,7 +62,7 @@ Runner = Callable[[TrialJob, list[Any]], JobResult]
 def execute_job(job: TrialJob) -> JobResult:
     """Run one trial in this process; every failure becomes a FAILED result with its kind,
     recorded on the orchestrator's row when the runner could not record it itself."""
-    from workers.heartbeat import Heartbeat
+    from sweepctl.workers.heartbeat import Heartbeat
 
     try:
         if job.trial_id is None:
@@ -88,8 +88,8 @@ def execute_job(job: TrialJob) -> JobResult:
 
 def failure_kind_of(exc: BaseException) -> str:
     """Sort an exception into storage.FailureKind: retries depend on it."""
-    from orchestrator.errors import UsageError
-    from workers.rows import NonFiniteLossError
+    from sweepctl.spec.errors import UsageError
+    from sweepctl.workers.rows import NonFiniteLossError
 
     if isinstance(exc, UsageError):
         return "bad_input"
@@ -107,7 +107,7 @@ def failure_kind_of(exc: BaseException) -> str:
 def _is_store_failure(exc: BaseException) -> bool:
     from sqlalchemy.exc import InterfaceError, OperationalError
 
-    from storage import StoreError
+    from sweepctl.storage import StoreError
 
     return isinstance(exc, (StoreError, OperationalError, InterfaceError))
 
@@ -117,7 +117,7 @@ def _record_failure(job: TrialJob, reason: str, trace: str, kind: str) -> None:
     setup): finish it here so the store never keeps a PENDING/RUNNING row nobody owns."""
     if job.trial_id is None:
         return
-    from storage import StateTransitionError, Store, StoreError, TrialState
+    from sweepctl.storage import StateTransitionError, Store, StoreError, TrialState
 
     try:
         with Store(job.db_url) as store:
@@ -133,15 +133,15 @@ def _record_failure(job: TrialJob, reason: str, trace: str, kind: str) -> None:
 def _runner_for(name: str) -> Runner:
     kind, _, argument = name.partition(":")
     if kind == "transformer":
-        from workers.trial import run_job
+        from sweepctl.workers.trial import run_job
 
         return run_job
     if kind == "replay":
-        from workers.replay import ReplayRunner
+        from sweepctl.workers.replay import ReplayRunner
 
         return ReplayRunner.cached(Path(argument))
     if kind == "noop":
-        from workers.replay import run_noop
+        from sweepctl.workers.replay import run_noop
 
         return run_noop
     if kind == "python":
@@ -155,6 +155,6 @@ def _runner_for(name: str) -> Runner:
 def _pruning_sinks(job: TrialJob) -> list[Any]:
     if job.pruning.get("algorithm", "none") == "none":
         return []
-    from workers.pruning import OptunaPruningSink
+    from sweepctl.workers.pruning import OptunaPruningSink
 
     return [OptunaPruningSink.for_job(job)]

@@ -12,8 +12,8 @@ from typing import Any
 
 from datasets import ClassLabel, Dataset, DatasetDict
 
-from orchestrator.errors import DataError
-from orchestrator.spec import DatasetSpec
+from sweepctl.spec.errors import DataError
+from sweepctl.spec.models import DatasetSpec
 
 
 def encode_labels(roles: DatasetDict, spec: DatasetSpec) -> tuple[DatasetDict, list[str]]:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import ModelNotFoundError, SpecError
+from sweepctl.spec.errors import ModelNotFoundError, SpecError
 
 PACKAGE_PREFIX = "package:"
 
@@ -111,7 +111,7 @@ def check_model_args(model: str, model_args: dict[str, Any], search_space: dict[
     Returns False when the config is not on this machine (a hub id while offline): it is
     then checked when the trial loads the model.
     """
-    from orchestrator.spec import tunable_parameter_kind
+    from sweepctl.spec.models import tunable_parameter_kind
 
     source = resolve_model_source(model)
     if not Path(source).is_dir():

@@ -20,8 +20,8 @@ from typing import Any
 
 import optuna
 
-from storage import optuna_storage
-from workers.job import TrialJob
+from sweepctl.storage import optuna_storage
+from sweepctl.workers.job import TrialJob
 
 
 def make_pruner(pruning: dict[str, Any]) -> optuna.pruners.BasePruner:

@@ -14,8 +14,8 @@ from typing import Any
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
-from workers.metrics import ClassificationMetrics
-from workers.rows import EvaluationRow, NonFiniteLossError, Sink
+from sweepctl.workers.metrics import ClassificationMetrics
+from sweepctl.workers.rows import EvaluationRow, NonFiniteLossError, Sink
 
 TABLE_METRICS = ("accuracy", "f1", "precision", "recall")
 

@@ -36,9 +36,9 @@ from typing import Any
 
 import optuna
 
-from storage import EvaluationRecord, Store, TrialState
-from workers.job import JobResult, TrialJob, failure_kind_of
-from workers.rows import EvaluationRow
+from sweepctl.storage import EvaluationRecord, Store, TrialState
+from sweepctl.workers.job import JobResult, TrialJob, failure_kind_of
+from sweepctl.workers.rows import EvaluationRow
 
 NMTLC_PARAMS = (  # every record has all of them, scratch runs and LoRA fine-tunes alike
     "bpe",

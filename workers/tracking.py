@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator.spec import WandbSpec
-from workers.rows import EvaluationRow
+from sweepctl.spec.models import WandbSpec
+from sweepctl.workers.rows import EvaluationRow
 
 Mode = Literal["online", "offline", "disabled"]
 

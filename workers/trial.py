@@ -23,22 +23,22 @@ from typing import Any
 
 import optuna
 
-from orchestrator.spec import SweepSpec, spec_to_dict
-from storage import EvaluationRecord, Store, TrialState
-from workers.arguments import Hardware, training_arguments
-from workers.data import PreparedData, dataset_seed, prepare_data
-from workers.job import JobResult, TrialJob, failure_kind_of
-from workers.metrics import ClassificationMetrics, classification_scores
-from workers.models import (
+from sweepctl.spec.models import SweepSpec, spec_to_dict
+from sweepctl.storage import EvaluationRecord, Store, TrialState
+from sweepctl.workers.arguments import Hardware, training_arguments
+from sweepctl.workers.data import PreparedData, dataset_seed, prepare_data
+from sweepctl.workers.job import JobResult, TrialJob, failure_kind_of
+from sweepctl.workers.metrics import ClassificationMetrics, classification_scores
+from sweepctl.workers.models import (
     count_parameters,
     load_classifier,
     load_config,
     load_tokenizer,
     resolve_model_source,
 )
-from workers.recorder import EpochProgress, EvaluationRecorder, GuardedTrainer
-from workers.rows import EvaluationRow, Sink
-from workers.tracking import WandbTracker
+from sweepctl.workers.recorder import EpochProgress, EvaluationRecorder, GuardedTrainer
+from sweepctl.workers.rows import EvaluationRow, Sink
+from sweepctl.workers.tracking import WandbTracker
 
 HIDDEN_ARGUMENTS = ("output_dir", "disable_tqdm", "report_to")
 
@@ -269,7 +269,7 @@ def _pruned(
 
 def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
     """The transformer runner of a sweep job (see workers.job)."""
-    from orchestrator.overrides import apply_overrides
+    from sweepctl.spec.overrides import apply_overrides
 
     base = SweepSpec.model_validate(job.spec)
     params = dict(job.params)

@@ -12,8 +12,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from storage.migrate import include_name
-from storage.models import VERSION_TABLE, Base
+from sweepctl.storage.migrate import include_name
+from sweepctl.storage.models import VERSION_TABLE, Base
 
 config = context.config
 

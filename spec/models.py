@@ -29,11 +29,11 @@ from pydantic import (
     model_validator,
 )
 
-from orchestrator import spec_yaml
-from orchestrator.errors import SpecError
-from orchestrator.plan_spec import PruningSpec, ResourcesSpec, RetriesSpec, StageSpec, check_plan
-from orchestrator.spec_base import FieldError, Scalar, StrictModel, suggest
-from orchestrator.spec_yaml import SpecLoader  # noqa: F401  (re-exported for readers)
+from sweepctl.spec import yaml_loader as spec_yaml
+from sweepctl.spec.base import FieldError, Scalar, StrictModel, suggest
+from sweepctl.spec.errors import SpecError
+from sweepctl.spec.plan import PruningSpec, ResourcesSpec, RetriesSpec, StageSpec, check_plan
+from sweepctl.spec.yaml_loader import SpecLoader  # noqa: F401  (re-exported for readers)
 
 # Settings sweepctl derives itself; letting users set them would break best-checkpoint
 # selection or the one-checkpoint-per-trial disk budget.
@@ -429,7 +429,7 @@ def parse_spec(data: Any, source: str, base_dir: Path) -> SweepSpec:
 
 
 def load_yaml(text: str) -> Any:
-    """Bounded and strict (orchestrator.spec_yaml): duplicate keys, alias bombs and deep
+    """Bounded and strict (sweepctl.spec.yaml_loader): duplicate keys, alias bombs and deep
     nesting are errors, so the loader is never what breaks."""
     return spec_yaml.load_yaml(text)
 

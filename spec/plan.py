@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from orchestrator.spec_base import FieldError, Scalar, StrictModel
+from sweepctl.spec.base import FieldError, Scalar, StrictModel
 
 Strategy = Literal["ofat", "grid", "random", "bayes"]
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator.errors import UsageError
-from service.settings import ANY_ADDRESS, MAX_BODY_BYTES, ServeSettings, is_loopback
+from sweepctl.service.settings import ANY_ADDRESS, MAX_BODY_BYTES, ServeSettings, is_loopback
+from sweepctl.spec.errors import UsageError
 
 
 def register(commands: Any) -> dict[str, Any]:
@@ -42,8 +42,8 @@ def register(commands: Any) -> dict[str, Any]:
 
 
 def serve_settings(args: argparse.Namespace) -> ServeSettings:
-    from service.token import server_token
-    from storage import resolve_db_url, sweepctl_home
+    from sweepctl.service.token import server_token
+    from sweepctl.storage import resolve_db_url, sweepctl_home
 
     if args.max_sweeps < 1:
         raise UsageError(f"--max-sweeps: expected 1 or more, got {args.max_sweeps}")
@@ -79,9 +79,9 @@ def login_url(settings: ServeSettings) -> str:
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
     import uvicorn
 
-    from service.app import create_app
-    from service.token import token_path
-    from storage import Store, redact_url
+    from sweepctl.service.app import create_app
+    from sweepctl.service.token import token_path
+    from sweepctl.storage import Store, redact_url
 
     settings = serve_settings(args)
     Store(settings.db_url).close()  # a bad URL is exit 2 here, not a traceback in uvicorn

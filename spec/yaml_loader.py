@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from orchestrator.errors import SpecError
+from sweepctl.spec.errors import SpecError
 
 MAX_NODES = 100_000  # values after alias expansion; real specs have a few hundred
 MAX_DEPTH = 100  # nesting levels; real specs have fewer than ten

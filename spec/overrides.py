@@ -14,8 +14,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from orchestrator.errors import SpecError
-from orchestrator.spec import SweepSpec, format_validation_error, load_yaml, tunable_parameter_kind
+from sweepctl.spec.errors import SpecError
+from sweepctl.spec.models import (
+    SweepSpec,
+    format_validation_error,
+    load_yaml,
+    tunable_parameter_kind,
+)
 
 SECTION_OF_KIND = {"training": "training", "dataset": "dataset", "model": "model_args"}
 

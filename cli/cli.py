@@ -17,9 +17,9 @@ from typing import Any
 
 from rich.console import Console
 
-from orchestrator.errors import USAGE_EXIT_CODE, UsageError
-from orchestrator.sweep_cli import register as register_sweep_commands
-from service.cli import register as register_serve_command
+from sweepctl.serve_cli import register as register_serve_command
+from sweepctl.spec.errors import USAGE_EXIT_CODE, UsageError
+from sweepctl.sweep_cli import register as register_sweep_commands
 
 # Tokenization happens once per sweep in datasets.map; the fast tokenizers' own thread pool
 # would only fight Trainer's dataloader for the same cores and print fork warnings.
@@ -85,7 +85,7 @@ def _store_errors() -> tuple[type[Exception], ...]:
     from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import SQLAlchemyError
 
-    from storage import StoreError
+    from sweepctl.storage import StoreError
 
     return (StoreError, SQLAlchemyError, StorageInternalError)
 
@@ -93,7 +93,7 @@ def _store_errors() -> tuple[type[Exception], ...]:
 def _one_line(exc: BaseException) -> str:
     """SQLAlchemy's messages carry the SQL and a help link, and Optuna wraps them: the
     driver's own first line ("database or disk is full") says what happened."""
-    from storage import StoreError
+    from sweepctl.storage import StoreError
 
     if isinstance(exc, StoreError):
         return str(exc)  # already one line that names the (redacted) database
@@ -108,13 +108,13 @@ def _one_line(exc: BaseException) -> str:
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.spec import load_spec
-    from orchestrator.sweep_cli import check_trial_inputs
+    from sweepctl.orchestrator.preflight import check_trial_inputs
+    from sweepctl.spec.models import load_spec
 
     spec = load_spec(args.spec)
     checked = check_trial_inputs(spec)
     if spec.stages:
-        from orchestrator.search import baseline
+        from sweepctl.orchestrator.search import baseline
 
         baseline(spec)  # OFAT and grid start from the spec's own values: they must exist
     console.print(
@@ -126,10 +126,10 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_trial(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.overrides import apply_overrides, parse_assignments
-    from orchestrator.spec import load_spec
-    from storage import Store, TrialState, resolve_db_url, sweepctl_home
-    from workers.trial import run_trial
+    from sweepctl.spec.models import load_spec
+    from sweepctl.spec.overrides import apply_overrides, parse_assignments
+    from sweepctl.storage import Store, TrialState, resolve_db_url, sweepctl_home
+    from sweepctl.workers.trial import run_trial
 
     params = parse_assignments(args.overrides)
     spec = apply_overrides(load_spec(args.spec), params)
@@ -150,7 +150,7 @@ def cmd_trial(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_show(args: argparse.Namespace, console: Console) -> int:
-    from storage import Store, resolve_db_url
+    from sweepctl.storage import Store, resolve_db_url
 
     store = Store(resolve_db_url(args.db), read_only=True)
     try:
@@ -171,7 +171,7 @@ def _quiet_library_progress_bars() -> None:
 
 
 def _print_record(args: argparse.Namespace, console: Console, record: dict[str, Any]) -> None:
-    from orchestrator.report import print_trial
+    from sweepctl.orchestrator.report import print_trial
 
     if args.json:
         print(json.dumps(record, indent=2, default=str))

@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 
-from orchestrator.errors import SpecError
+from sweepctl.orchestrator.preflight import check_launchable
 
 RUNNER_HELP = "transformer (default); replay:FILE and noop exist for benchmarks and tests"
 
@@ -78,7 +78,7 @@ def register(commands: Any) -> dict[str, Any]:
 def _store(args: argparse.Namespace, read_only: bool = False) -> Iterator[Any]:
     """`read_only`: commands that only look (status, list, watch, export) never migrate or
     write, so they work on a read-only copy of a database."""
-    from storage import Store, resolve_db_url
+    from sweepctl.storage import Store, resolve_db_url
 
     store = Store(resolve_db_url(args.db), read_only=read_only)
     try:
@@ -87,35 +87,14 @@ def _store(args: argparse.Namespace, read_only: bool = False) -> Iterator[Any]:
         store.close()
 
 
-def check_launchable(spec: Any, source: str, runner: str = "transformer") -> None:
-    """What `launch` checks before it writes anything; the server's submissions too."""
-    from orchestrator.search import baseline
-
-    if not spec.stages:
-        raise SpecError(f"{source}: stages: launch needs at least one stage")
-    baseline(spec)
-    if runner == "transformer":
-        check_trial_inputs(spec)
-
-
-def check_trial_inputs(spec: Any) -> bool:
-    """The data read as a trial reads it, and the model config: what `validate`, `launch`
-    and `resume` share. False when the model config could not be checked offline."""
-    from workers.data import check_dataset, dataset_seed
-    from workers.models import check_model_args
-
-    check_dataset(spec.dataset, dataset_seed(spec))
-    return bool(check_model_args(spec.model, spec.model_args, spec.search_space))
-
-
 def cmd_launch(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.spec import load_spec
-    from orchestrator.sweep import launch
+    from sweepctl.orchestrator.sweep import launch
+    from sweepctl.spec.models import load_spec
 
     spec = load_spec(args.spec)
     check_launchable(spec, args.spec, args.runner)
     if args.server:
-        from service.client import submit
+        from sweepctl.service.client import submit
 
         return submit(args.server, spec, console)
     with _store(args) as store:
@@ -126,7 +105,7 @@ def cmd_launch(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.spec import SweepSpec
+    from sweepctl.spec.models import SweepSpec
 
     with _store(args) as store:
         spec = SweepSpec.model_validate(store.sweep_spec(args.name))
@@ -136,8 +115,8 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
 
 def _resume(args: argparse.Namespace, console: Console, spec: Any) -> int:
     """A finished sweep has nothing to resume: show its result instead."""
-    from orchestrator.sweep import resume
-    from storage import SweepState
+    from sweepctl.orchestrator.sweep import resume
+    from sweepctl.storage import SweepState
 
     with _store(args) as store:
         if _sweep_state(store, spec.name) is SweepState.COMPLETED:
@@ -151,10 +130,10 @@ def _drive(args: argparse.Namespace, console: Console, spec: Any, action: Any) -
     """Exit 0: COMPLETED with every point trained; 1: FAILED, CANCELLED (Ctrl-C, SIGTERM,
     `sweepctl cancel`) or COMPLETED with given-up points; 2 (from main): bad input, or the
     sweep is owned by another orchestrator."""
-    from orchestrator.backends import InlineBackend, RayBackend
-    from orchestrator.sweep import SweepRun, given_up_points
-    from orchestrator.sweep_report import trials_table
-    from storage import SweepState, resolve_db_url, sweepctl_home
+    from sweepctl.orchestrator.backends import InlineBackend, RayBackend
+    from sweepctl.orchestrator.sweep import SweepRun, given_up_points
+    from sweepctl.orchestrator.sweep_report import trials_table
+    from sweepctl.storage import SweepState, resolve_db_url, sweepctl_home
 
     url = resolve_db_url(args.db)
     with _store(args) as store:
@@ -197,9 +176,9 @@ def _drive(args: argparse.Namespace, console: Console, spec: Any, action: Any) -
 def _refuse_if_owned(store: Any, name: str) -> None:
     """Before Ray starts: a sweep driven by a live orchestrator (or queued for the server)
     is refused with its owner's name; the lease itself is taken in orchestrator.sweep."""
-    from orchestrator.errors import UsageError
-    from storage import SweepState
-    from storage.liveness import lease_holder
+    from sweepctl.spec.errors import UsageError
+    from sweepctl.storage import SweepState
+    from sweepctl.storage.liveness import lease_holder
 
     try:
         sweep = store.get_sweep(name)
@@ -233,7 +212,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _sweep_state(store: Any, name: str) -> Any:
-    from storage import StoreError
+    from sweepctl.storage import StoreError
 
     try:
         return store.get_sweep(name).state
@@ -242,9 +221,9 @@ def _sweep_state(store: Any, name: str) -> Any:
 
 
 def _print_best(console: Console, store: Any, name: str) -> None:
-    from orchestrator.errors import UsageError
-    from orchestrator.export import export_payload
-    from storage import sweepctl_home
+    from sweepctl.orchestrator.export import export_payload
+    from sweepctl.spec.errors import UsageError
+    from sweepctl.storage import sweepctl_home
 
     try:
         payload = export_payload(store, name, "yaml")
@@ -260,15 +239,15 @@ def _print_best(console: Console, store: Any, name: str) -> None:
 
 
 def _status(store: Any, name: str) -> list[Any]:
-    from orchestrator.sweep_report import status_renderables
+    from sweepctl.orchestrator.sweep_report import status_renderables
 
     return status_renderables(store, name)
 
 
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.errors import UsageError
-    from orchestrator.sweep import CANCEL_REASON
-    from storage import SweepState, TrialState
+    from sweepctl.orchestrator.sweep import CANCEL_REASON
+    from sweepctl.spec.errors import UsageError
+    from sweepctl.storage import SweepState, TrialState
 
     with _store(args) as store:
         state = store.get_sweep(args.name).state
@@ -281,7 +260,7 @@ def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_list(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.sweep_report import sweeps_table
+    from sweepctl.orchestrator.sweep_report import sweeps_table
 
     with _store(args, read_only=True) as store:
         console.print(sweeps_table(store))
@@ -296,8 +275,8 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_watch(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.sweep_report import trials_table
-    from storage import SweepState
+    from sweepctl.orchestrator.sweep_report import trials_table
+    from sweepctl.storage import SweepState
 
     finished = {SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED}
     with _store(args, read_only=True) as store, Live(console=console, refresh_per_second=1) as live:
@@ -312,7 +291,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
-    from orchestrator.export import export_payload, write_trials_csv
+    from sweepctl.orchestrator.export import export_payload, write_trials_csv
 
     with _store(args, read_only=True) as store:
         payload = export_payload(store, args.name, args.format, top=args.top)

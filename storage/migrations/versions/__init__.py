@@ -1,0 +1,1 @@
+"""One file per schema revision; never edit one that has shipped."""
