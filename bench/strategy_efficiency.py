@@ -128,25 +128,25 @@ def _hits(result: Any, target: float) -> bool:
 @contextlib.contextmanager
 def shuffled_grid(seed: int | None) -> Iterator[None]:
     """sweepctl enqueues a grid in itertools order; a benchmark that always meets the
-    optimum at the same position measures the order, not the strategy. Shuffles the
-    proposal list the orchestrator imported, for this process only."""
-    import sweepctl.orchestrator.sweep as sweep_module
+    optimum at the same position measures the order, not the strategy. Shuffles the grid
+    strategy's planned points, for this process only."""
+    from sweepctl.orchestrator.strategies.grid import GridStrategy
 
-    original = sweep_module.grid_proposals
+    original = GridStrategy.planned_points
     if seed is None:
         yield
         return
 
-    def shuffled(*args: Any, **kwargs: Any) -> list[Any]:
-        proposals = list(original(*args, **kwargs))
+    def shuffled(self: GridStrategy, ctx: Any) -> list[Any]:
+        proposals = list(original(self, ctx))
         random.Random(seed).shuffle(proposals)
         return proposals
 
-    sweep_module.grid_proposals = shuffled
+    GridStrategy.planned_points = shuffled  # type: ignore[method-assign]
     try:
         yield
     finally:
-        sweep_module.grid_proposals = original
+        GridStrategy.planned_points = original  # type: ignore[method-assign]
 
 
 def run_job(job: Job) -> Outcome:

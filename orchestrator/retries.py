@@ -24,9 +24,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from sweepctl.orchestrator.outcomes import ATTEMPT_ATTR, CANCELLED, FAILURE_ATTR, RETRY_OF_ATTR
+from sweepctl.orchestrator.proposals import Proposal
 from sweepctl.orchestrator.reuse import ConfigKey, is_reused, trial_key
 from sweepctl.orchestrator.search import CONFIG_ATTR, REPEAT_ATTR, finished_ok, stage_trials
-from sweepctl.orchestrator.strategies import Proposal
 from sweepctl.spec.plan import RetriesSpec
 from sweepctl.storage import FailureKind
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from sweepctl.orchestrator.outcomes import ATTEMPT_ATTR, Outcome, tell
+from sweepctl.orchestrator.proposals import Proposal
 from sweepctl.orchestrator.retries import (
     attempt_attrs,
     histories,
@@ -43,13 +44,7 @@ from sweepctl.orchestrator.search import (
     finished_ok,
     stage_trials,
 )
-from sweepctl.orchestrator.strategies import (
-    Proposal,
-    grid_proposals,
-    make_sampler,
-    ofat_proposals,
-    stage_parameter_names,
-)
+from sweepctl.orchestrator.strategies import StageContext, strategy_named
 from sweepctl.orchestrator.watchdog import Watchdog, WatchdogThread
 from sweepctl.spec.models import spec_to_dict
 from sweepctl.spec.plan import StageSpec
@@ -72,28 +67,24 @@ class StageProposer:
 
     def __init__(self, run: SweepRun, stage: StageSpec) -> None:
         self.run, self.stage = run, stage
+        self.strategy = strategy_named(stage.strategy)
         self.policy = run.spec.retries
         self.space = distributions(run.spec)
-        self.names = stage_parameter_names(stage, run.spec, run.reports)
         base = baseline(run.spec)
-        self.fixed = {k: v for k, v in best_params(run.study, base).items() if k not in self.names}
+        self.ctx = StageContext.of(run.spec, stage, run.reports, base, best_params(run.study, base))
+        self.names, self.fixed = self.ctx.names, self.ctx.fixed
         self.known = KnownConfigs.of(run.study)
-        self.queue: list[Proposal] = []
+        self.queue: list[Proposal] = self._unsettled(self.strategy.planned_points(self.ctx))
         self.left = 0
         self.streak = 0  # consecutive proposals that were already known
         self.ended_by = "plan"
         self.size: int | None = None
-        if stage.strategy == "ofat":
-            self.queue = self._unsettled(ofat_proposals(run.spec, stage, self.names, base))
-        elif stage.strategy == "grid":
-            start = {**base, **self.fixed}
-            self.queue = self._unsettled(grid_proposals(run.spec, stage, self.names, start))
-        else:
+        self.sampler = self.strategy.sampler(self.ctx)
+        if self.sampler is not None:
             trials = stage_trials(run.study, stage.name)
             done = sum(finished_ok(t) and not is_reused(t) for t in trials)
-            self.left = max(0, (stage.n_trials or 0) - done)
-            self.queue = unsettled_tries(run.study, stage.name, self.policy)
-            self.sampler = make_sampler(stage, self.fixed, run.spec.seed)
+            self.left = max(0, (self.strategy.trial_budget(self.ctx) or 0) - done)
+            self.queue += unsettled_tries(run.study, stage.name, self.policy)
             self.ended_by = "n_trials"
             self.size = space_size({n: self.space[n] for n in self.names})
 
@@ -136,7 +127,7 @@ class StageProposer:
         """A trial to launch, or None when the proposal was answered without a worker."""
         trial, proposal = self._ask()
         key = config_key(trial.params, proposal.repeat)
-        source = self.known.source(key, allow_pruned=self.stage.strategy != "ofat")
+        source = self.known.source(key, allow_pruned=self.strategy.reuses_pruned)
         if source is not None:
             copy_result(self.run.study, trial, source)
             self._reused(trial, source.number)
@@ -200,7 +191,7 @@ def _drive(
     run: SweepRun, stage: StageSpec, proposer: StageProposer, lease: Any, watchdog: WatchdogThread
 ) -> tuple[str, StageProposer]:
     limit = run.spec.resources.max_concurrent_trials
-    pruning = {} if stage.strategy == "ofat" else run.spec.pruning.model_dump()
+    pruning = run.spec.pruning.model_dump() if proposer.strategy.prunable else {}
     spec_dict = spec_to_dict(run.spec)  # the same for every job of the stage
     outage = StoreOutage()
     unsettled: list[JobResult] = []  # results seen while the store was unreachable

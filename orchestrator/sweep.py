@@ -24,9 +24,10 @@ import optuna
 from sweepctl.orchestrator.backends import ExecutionBackend
 from sweepctl.orchestrator.outcomes import Outcome, tell
 from sweepctl.orchestrator.ownership import LeaseKeeper
+from sweepctl.orchestrator.proposals import Ranking
 from sweepctl.orchestrator.retries import stage_tally
 from sweepctl.orchestrator.reuse import is_reused
-from sweepctl.orchestrator.search import finished_ok, open_study, stage_trials
+from sweepctl.orchestrator.search import baseline, finished_ok, open_study, stage_trials
 from sweepctl.orchestrator.stage_runner import (
     CANCEL_REASON,
     MAX_REPEAT_STREAK,
@@ -34,7 +35,7 @@ from sweepctl.orchestrator.stage_runner import (
     run_stage,
     stop_trials,
 )
-from sweepctl.orchestrator.strategies import OfatReport, analyze_ofat, stage_parameter_names
+from sweepctl.orchestrator.strategies import StageContext, strategy_named
 from sweepctl.spec.models import SweepSpec, spec_to_dict
 from sweepctl.spec.plan import StageSpec
 from sweepctl.storage import Store, SweepState, TrialState
@@ -67,7 +68,7 @@ class SweepRun:
     on_event: Event = lambda kind, data: None
     role: str = "launch"  # who holds the lease: launch, resume, serve
     study: optuna.Study = field(init=False)
-    reports: dict[str, OfatReport] = field(default_factory=dict)
+    reports: dict[str, Ranking] = field(default_factory=dict)  # by stage: its ranking
 
     def __post_init__(self) -> None:
         self.study = open_study(self.spec, self.db_url)
@@ -139,7 +140,7 @@ def _run(run: SweepRun, lease: LeaseKeeper) -> SweepState:
     done = {s.name for s in run.store.get_sweep(name).stages if s.state == SweepState.COMPLETED}
     for stage in run.spec.stages:
         if stage.name in done:
-            _restore_report(run, stage)
+            _conclude(run, stage)
             continue
         run.store.set_stage_state(name, stage.name, SweepState.RUNNING)
         outcome, proposer = run_stage(run, stage, lease)
@@ -178,10 +179,14 @@ def failure_digest(store: Store, sweep: str) -> str:
     return f"{len(failed)} failed: {counts}; first: {first}"
 
 
-def _restore_report(run: SweepRun, stage: StageSpec) -> None:
-    if stage.strategy == "ofat":
-        names = stage_parameter_names(stage, run.spec, run.reports)
-        run.reports[stage.name] = analyze_ofat(run.spec, run.study, stage.name, names)
+def _conclude(run: SweepRun, stage: StageSpec) -> dict[str, Any]:
+    """What the stage's results mean, by its strategy; a ranking is kept for the stages
+    that take their parameters from it."""
+    ctx = StageContext.of(run.spec, stage, run.reports, baseline(run.spec))
+    conclusion = strategy_named(stage.strategy).conclude(ctx, run.study)
+    if conclusion.ranking is not None:
+        run.reports[stage.name] = conclusion.ranking
+    return conclusion.summary
 
 
 def _stage_summary(run: SweepRun, stage: StageSpec, ended_by: str) -> dict[str, Any]:
@@ -199,9 +204,8 @@ def _stage_summary(run: SweepRun, stage: StageSpec, ended_by: str) -> dict[str, 
         "ended_by": ended_by,
         **stage_tally(run.study, stage.name, run.spec.retries),
     }
-    if stage.strategy == "ofat" and summary["finished"]:
-        _restore_report(run, stage)
-        summary["ofat"] = run.reports[stage.name].to_dict()
+    if summary["finished"]:
+        summary.update(_conclude(run, stage))
     return summary
 
 

@@ -172,7 +172,7 @@ def status_renderables(store: Store, name: str) -> list[RenderableType]:
     ]
     for stage in sweep.stages:
         ofat = (stage.summary or {}).get("ofat")
-        if stage.strategy == "ofat" and ofat:
+        if ofat:  # the summary OfatStrategy.conclude stores
             parts.append(ofat_table(stage.name, ofat, objective.metric))
     savings = pruning_savings_line(trials)
     if savings:

@@ -32,7 +32,8 @@ from pydantic import (
 from sweepctl.spec import yaml_loader as spec_yaml
 from sweepctl.spec.base import FieldError, Scalar, StrictModel, suggest
 from sweepctl.spec.errors import SpecError
-from sweepctl.spec.plan import PruningSpec, ResourcesSpec, RetriesSpec, StageSpec, check_plan
+from sweepctl.spec.plan import PruningSpec, ResourcesSpec, RetriesSpec, check_plan
+from sweepctl.spec.stages import StageSpec, StageSpecBase
 from sweepctl.spec.yaml_loader import SpecLoader  # noqa: F401  (re-exported for readers)
 
 # Settings sweepctl derives itself; letting users set them would break best-checkpoint
@@ -238,7 +239,9 @@ class SweepSpec(StrictModel):
 
     @field_validator("stages")
     @classmethod
-    def _plan_matches_space(cls, stages: list[StageSpec], info: ValidationInfo) -> list[StageSpec]:
+    def _plan_matches_space(
+        cls, stages: list[StageSpecBase], info: ValidationInfo
+    ) -> list[StageSpecBase]:
         check_plan(stages, info.data.get("search_space") or {})
         return stages
 

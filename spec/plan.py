@@ -2,8 +2,9 @@
 
 A plan is the users' manual method made explicit: OFAT screening, a coarse grid over the
 most influential parameters, then a Bayesian stage, each over a subset of `search_space`.
-Cross-checks that need the search space (parameter names, grid values inside their
-ranges, `from:` naming an earlier OFAT stage) run in `check_plan`, called by SweepSpec.
+The stages themselves are in sweepctl.spec.stages; cross-checks that need the search space
+(parameter names, each strategy's own rules, `from:` naming an earlier ranking stage) run
+in `check_plan`, called by SweepSpec.
 """
 
 from __future__ import annotations
@@ -11,46 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from sweepctl.spec.base import FieldError, Scalar, StrictModel
-
-Strategy = Literal["ofat", "grid", "random", "bayes"]
-
-
-class TopParameters(StrictModel):
-    """`{top: 3, from: screen}`: the k most impactful parameters of an OFAT stage."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    top: int = Field(ge=1)
-    from_stage: str = Field(alias="from")
-
-
-class StageSpec(StrictModel):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
-    strategy: Strategy
-    parameters: Literal["all"] | list[str] | TopParameters = "all"
-    repeats: int = Field(default=1, ge=1, le=20)
-    values: dict[str, list[Scalar]] | None = None
-    n_trials: int | None = Field(default=None, ge=1)
-    sampler: Literal["tpe", "gp"] = "tpe"
-    warm_start: bool = False
-    seed: int | None = None
-
-    @model_validator(mode="after")
-    def _strategy_keys(self) -> StageSpec:
-        if self.strategy in ("random", "bayes") and self.n_trials is None:
-            raise ValueError(f"strategy '{self.strategy}' needs n_trials")
-        if self.strategy != "bayes" and (self.warm_start or self.sampler != "tpe"):
-            raise ValueError("sampler and warm_start apply to strategy 'bayes' only")
-        if self.strategy != "ofat" and self.repeats != 1:
-            raise ValueError("repeats applies to strategy 'ofat' only")
-        if self.strategy != "grid" and self.values is not None:
-            raise ValueError("values applies to strategy 'grid' only")
-        if self.strategy in ("ofat", "grid") and self.n_trials is not None:
-            raise ValueError(f"strategy '{self.strategy}' runs a fixed set of trials: no n_trials")
-        return self
+from sweepctl.spec.base import FieldError, StrictModel
+from sweepctl.spec.stages import StageSpec, StageSpecBase, TopParameters
 
 
 class ResourcesSpec(StrictModel):
@@ -125,25 +90,20 @@ class PruningSpec(StrictModel):
         return self
 
 
-def check_plan(stages: list[StageSpec], search_space: dict[str, Any]) -> None:
+def check_plan(stages: list[StageSpecBase], search_space: dict[str, Any]) -> None:
     """Stage references that a single stage cannot check on its own."""
-    seen: dict[str, StageSpec] = {}
+    seen: dict[str, StageSpecBase] = {}
     for index, stage in enumerate(stages):
         where = f"{index}"
         if stage.name in seen:
             raise FieldError(where, f"duplicate stage name '{stage.name}'")
         names = _stage_parameter_names(stage, where, search_space, seen)
-        if stage.strategy == "ofat":
-            missing = [n for n in names if not search_space[n].ofat]
-            if missing:
-                raise FieldError(where, f"OFAT needs ofat values for {', '.join(missing)}")
-        if stage.strategy == "grid":
-            _check_grid(stage, where, names, search_space)
+        stage.check_against(where, names, search_space)
         seen[stage.name] = stage
 
 
 def _stage_parameter_names(
-    stage: StageSpec, where: str, space: dict[str, Any], earlier: dict[str, StageSpec]
+    stage: StageSpecBase, where: str, space: dict[str, Any], earlier: dict[str, StageSpecBase]
 ) -> list[str]:
     if stage.parameters == "all":
         if not space:
@@ -151,7 +111,7 @@ def _stage_parameter_names(
         return list(space)
     if isinstance(stage.parameters, TopParameters):
         source = earlier.get(stage.parameters.from_stage)
-        if source is None or source.strategy != "ofat":
+        if source is None or not source.ranks_parameters:
             name = stage.parameters.from_stage
             raise FieldError(where, f"parameters.from: '{name}' is not an earlier OFAT stage")
         screened = [n for n in space if space[n].ofat]
@@ -168,16 +128,11 @@ def _stage_parameter_names(
     return list(stage.parameters)
 
 
-def _check_grid(stage: StageSpec, where: str, names: list[str], space: dict[str, Any]) -> None:
-    """A parameter without explicit grid values uses its baseline plus its ofat values."""
-    values = stage.values or {}
-    for name, options in values.items():
-        if name not in space:
-            raise FieldError(where, f"values.{name}: not in search_space")
-        param = space[name]
-        if param.type == "categorical":
-            bad = [v for v in options if v not in param.choices]
-        else:
-            bad = [v for v in options if not param.low <= v <= param.high]
-        if bad or not options:
-            raise FieldError(where, f"values.{name}: {bad or 'empty'} outside the search space")
+__all__ = [
+    "PruningSpec",
+    "ResourcesSpec",
+    "RetriesSpec",
+    "StageSpec",
+    "TopParameters",
+    "check_plan",
+]

@@ -1,44 +1,47 @@
-"""What each stage proposes, and what OFAT screening concludes.
+"""OFAT screening: one factor at a time from the baseline, and the ranking it concludes.
 
-Fixed strategies (OFAT, grid) are lists of configurations, enqueued into the study one by
-one, so every point runs exactly once however many workers there are, and a resumed sweep
-skips the ones already finished. Sampled strategies (random, bayes) are Optuna samplers;
-parameters a stage does not search are pinned with Optuna's PartialFixedSampler at the
-best values seen so far.
+Every configuration runs `repeats` times with consecutive seeds, so the ranking can tell
+an effect from seed noise: an impact within the baseline's spread is flagged as noise and
+ranked last. Its trials are never pruned, and a point pruned elsewhere never answers one
+of its points: a screening value needs the full-length score to be compared fairly.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import optuna
 
-from sweepctl.orchestrator.search import CONFIG_ATTR, REPEAT_ATTR, finished_ok, stage_trials
+from sweepctl.orchestrator.proposals import Proposal
+from sweepctl.orchestrator.search import CONFIG_ATTR, stage_trials
+from sweepctl.orchestrator.strategies.base import Conclusion, FixedPlan, StageContext
 from sweepctl.spec.models import SweepSpec
-from sweepctl.spec.plan import StageSpec, TopParameters
-
-TPE_STARTUP_TRIALS = 5
+from sweepctl.spec.stages import OfatStage, StageSpecBase
 
 
-@dataclass(frozen=True)
-class Proposal:
-    params: dict[str, Any]
-    role: str  # baseline | ofat | grid | sampled (a retry of a sampler's pick)
-    repeat: int = 0
-    attempt: int = 1  # which try of this point (orchestrator.retries)
-    retry_of: int | None = None  # the Optuna number of the try this one repeats
+class OfatStrategy(FixedPlan):
+    name: ClassVar[str] = "ofat"
+    spec_model: ClassVar[type[StageSpecBase]] = OfatStage
+    prunable: ClassVar[bool] = False
+    reuses_pruned: ClassVar[bool] = False
 
-    @property
-    def key(self) -> str:
-        return json.dumps([self.role, self.params, self.repeat], sort_keys=True, default=str)
+    def planned_points(self, ctx: StageContext) -> list[Proposal]:
+        repeats = ctx.stage_as(OfatStage).repeats
+        return ofat_proposals(ctx.spec, repeats, ctx.names, ctx.base)
+
+    def conclude(self, ctx: StageContext, study: optuna.Study) -> Conclusion:
+        report = analyze_ofat(ctx.spec, study, ctx.stage.name, ctx.names)
+        return Conclusion({"ofat": report.to_dict()}, report)
+
+    def ranking_of(self, summary: dict[str, Any]) -> OfatReport | None:
+        return OfatReport.from_dict(summary["ofat"]) if summary.get("ofat") else None
 
 
 def ofat_proposals(
-    spec: SweepSpec, stage: StageSpec, names: list[str], base: dict[str, Any]
+    spec: SweepSpec, repeats: int, names: list[str], base: dict[str, Any]
 ) -> list[Proposal]:
     """Baseline, then each parameter at each of its ofat values with the rest at baseline;
     every configuration `repeats` times with seeds seed, seed+1, ..."""
@@ -47,53 +50,7 @@ def ofat_proposals(
         for value in spec.search_space[name].ofat:
             if value != base[name]:
                 configs.append(Proposal({**base, name: value}, "ofat"))
-    return [Proposal(p.params, p.role, repeat) for repeat in range(stage.repeats) for p in configs]
-
-
-def grid_proposals(
-    spec: SweepSpec, stage: StageSpec, names: list[str], fixed: dict[str, Any]
-) -> list[Proposal]:
-    """Every combination once. A parameter without explicit values uses its baseline plus
-    its ofat values; categorical ones default to all their choices."""
-    axes: list[tuple[str, list[Any]]] = []
-    for name in names:
-        explicit = (stage.values or {}).get(name)
-        param = spec.search_space[name]
-        if explicit is not None:
-            axes.append((name, list(explicit)))
-        elif param.type == "categorical":
-            axes.append((name, list(param.choices)))
-        else:
-            axes.append((name, sorted({fixed[name], *param.ofat})))
-    points: list[dict[str, Any]] = [dict(fixed)]
-    for name, values in axes:
-        points = [{**point, name: value} for point in points for value in values]
-    return [Proposal(point, "grid") for point in points]
-
-
-def remaining(proposals: list[Proposal], study: optuna.Study, stage: str) -> list[Proposal]:
-    done = {t.user_attrs.get(CONFIG_ATTR) for t in stage_trials(study, stage) if finished_ok(t)}
-    return [p for p in proposals if p.key not in done]
-
-
-def make_sampler(stage: StageSpec, fixed: dict[str, Any], seed: int) -> optuna.samplers.BaseSampler:
-    seed = stage.seed if stage.seed is not None else seed
-    base: optuna.samplers.BaseSampler
-    if stage.strategy == "random":
-        base = optuna.samplers.RandomSampler(seed=seed)
-    elif stage.sampler == "gp":
-        base = optuna.samplers.GPSampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
-    else:
-        base = optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP_TRIALS)
-    if stage.strategy == "bayes" and not stage.warm_start:
-        from sweepctl.orchestrator.scoped_sampler import StageScopedSampler
-
-        base = StageScopedSampler(base, stage.name)
-    if not fixed:
-        return base
-    with warnings.catch_warnings():  # "experimental" since Optuna 2.4, and stable in use
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.PartialFixedSampler(fixed, base)
+    return [Proposal(p.params, p.role, repeat) for repeat in range(repeats) for p in configs]
 
 
 @dataclass(frozen=True)
@@ -186,26 +143,3 @@ def _impact(
     best_value = best["value"] if sign * best["delta"] > 0 else base_value
     noise = base_std is not None and impact <= base_std
     return ParameterImpact(name, impact, best_value, effects, noise)
-
-
-def stage_parameter_names(
-    stage: StageSpec, spec: SweepSpec, reports: dict[str, OfatReport]
-) -> list[str]:
-    if stage.parameters == "all":
-        return list(spec.search_space)
-    if isinstance(stage.parameters, TopParameters):
-        return reports[stage.parameters.from_stage].top(stage.parameters.top)
-    return list(stage.parameters)
-
-
-__all__ = [
-    "REPEAT_ATTR",
-    "OfatReport",
-    "Proposal",
-    "analyze_ofat",
-    "grid_proposals",
-    "make_sampler",
-    "ofat_proposals",
-    "remaining",
-    "stage_parameter_names",
-]
