@@ -73,7 +73,9 @@ def create_app(settings: ServeSettings) -> FastAPI:
     app.include_router(dashboard_api.router)
     app.include_router(pages.router)
     app.mount("/assets", StaticFiles(directory=ASSETS_DIR), name="assets")
-    app.mount("/", _optuna_dashboard(settings.db_url), name="optuna")
+    # a2wsgi types its ASGI __call__ with its own TypedDict scopes and events; Starlette's
+    # ASGIApp takes MutableMapping ones. The same ASGI protocol at runtime.
+    app.mount("/", _optuna_dashboard(settings.db_url), name="optuna")  # type: ignore[arg-type]
     _add_doors(app, settings)
     return app
 
@@ -94,7 +96,7 @@ def _optuna_dashboard(db_url: str) -> WSGIMiddleware:
     import optuna_dashboard
 
     storage = optuna.storages.RDBStorage(db_url)
-    return WSGIMiddleware(optuna_dashboard.wsgi(storage))  # type: ignore[arg-type]
+    return WSGIMiddleware(optuna_dashboard.wsgi(storage))
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:

@@ -51,9 +51,10 @@ class SpecLoader(yaml.SafeLoader):
         super().__init__(stream)
         self._depth = 0
 
-    def compose_node(self, parent: Node | None, index: Any) -> Node:
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
         """Depth is checked here, before recursing, so a 5,000-deep document stops at
-        level MAX_DEPTH instead of at Python's recursion limit."""
+        level MAX_DEPTH instead of at Python's recursion limit. `Node | None` as PyYAML's
+        Composer declares it, though it composes a node for every event it is called on."""
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
@@ -63,10 +64,12 @@ class SpecLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def compose_mapping_node(self, anchor: str | None) -> MappingNode:
+    # types-PyYAML declares `anchor` as a dict of nodes; PyYAML passes the event's anchor
+    # name (str | None), which it uses as a key of `self.anchors`.
+    def compose_mapping_node(self, anchor: str | None) -> MappingNode:  # type: ignore[override]
         """Checked on the composed node, before `<<` merges are flattened in: a key that
         overrides a merged one is YAML's merge semantics, not a duplicate."""
-        node = super().compose_mapping_node(anchor)
+        node = super().compose_mapping_node(anchor)  # type: ignore[arg-type]  # as above
         _refuse_duplicate_keys(node)
         return node
 

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from sweepctl.storage.errors import LeaseHeldError, StoreError
 from sweepctl.storage.models import Sweep, Trial, utcnow
+from sweepctl.storage.rows import changed_rows
 from sweepctl.storage.states import TrialState
 
 __all__ = ["LivenessMixin", "TrialPulse", "lease_holder", "owner_name"]
@@ -123,7 +124,7 @@ class LivenessMixin:
             .execution_options(synchronize_session=False)
         )
         with self._errors(), self._session.begin() as session:
-            return session.execute(statement).rowcount == 1
+            return changed_rows(session, statement) == 1
 
     def release_lease(self, sweep: str, owner: str) -> None:
         statement = (

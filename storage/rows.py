@@ -1,4 +1,5 @@
-"""Conversions between ORM rows and the plain records callers see.
+"""Conversions between ORM rows and the plain records callers see, and the row count of
+a conditional write.
 
 Shared by the trial and sweep halves of the Store; keeping them here keeps both
 halves free of import cycles.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import Delete, Update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from sweepctl.storage.jsonsafe import sanitize_float, sanitize_json
 from sweepctl.storage.models import Evaluation, Stage, Sweep, Trial
@@ -104,3 +107,14 @@ def sweep_record(sweep: Sweep, counts: Mapping[TrialState, int]) -> SweepRecord:
         owner_since=sweep.owner_since,
         lease_expires_at=sweep.lease_expires_at,
     )
+
+
+def changed_rows(session: Session, statement: Update | Delete) -> int:
+    """How many rows an UPDATE or DELETE matched: the conditional writes count on it.
+
+    `Session.execute` is typed as returning a plain `Result`; for DML it is a
+    `CursorResult`, the only kind that carries `rowcount`."""
+    result = session.execute(statement)
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"expected a CursorResult from {statement!r}, got {type(result)}")
+    return result.rowcount

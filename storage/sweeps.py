@@ -22,7 +22,7 @@ from sweepctl.storage.errors import StoreError, SweepExistsError, first_line
 from sweepctl.storage.jsonsafe import sanitize_json
 from sweepctl.storage.models import Stage, Sweep, Trial, utcnow
 from sweepctl.storage.records import SweepRecord
-from sweepctl.storage.rows import sweep_record
+from sweepctl.storage.rows import changed_rows, sweep_record
 from sweepctl.storage.states import (
     StateTransitionError,
     SweepState,
@@ -163,7 +163,7 @@ class SweepMixin:
                 .values(state=state, error=error, updated_at=utcnow())
                 .execution_options(synchronize_session=False)
             )
-            _expect_one_row(session.execute(statement).rowcount, label, current, state)
+            _expect_one_row(changed_rows(session, statement), label, current, state)
 
     def set_stage_state(
         self,
@@ -197,7 +197,7 @@ class SweepMixin:
                 .values(updated_at=utcnow(), **values)
                 .execution_options(synchronize_session=False)
             )
-            _expect_one_row(session.execute(statement).rowcount, label, current, state)
+            _expect_one_row(changed_rows(session, statement), label, current, state)
 
     def _stage_not_found(self, session: Session, sweep: str, stage: str) -> StoreError:
         """Say which of the two names is wrong."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sweepctl.spec.errors import ModelNotFoundError, SpecError
@@ -35,11 +36,23 @@ def _package_model_dir(module_name: str) -> Path:
             f"model: package '{module_name}' is not installed "
             f"(pip install {module_name.replace('_', '-')})"
         ) from None
-    getter = getattr(module, "get_model_path", None)
-    directory = Path(getter()) if callable(getter) else Path(module.__file__).parent / "model"
+    directory = _shipped_model_dir(module, module_name)
     if not (directory / "config.json").is_file():
         raise ModelNotFoundError(f"model: package '{module_name}' ships no model at {directory}")
     return directory
+
+
+def _shipped_model_dir(module: ModuleType, module_name: str) -> Path:
+    """The package's `get_model_path()`, else `model/` beside its `__init__.py`; a namespace
+    package has no `__init__.py` (`__file__` is None), so nothing can lie beside it."""
+    getter = getattr(module, "get_model_path", None)
+    if callable(getter):
+        return Path(getter())
+    if module.__file__ is None:
+        raise ModelNotFoundError(
+            f"model: package '{module_name}' ships no model (no get_model_path(), no __init__.py)"
+        )
+    return Path(module.__file__).parent / "model"
 
 
 def load_tokenizer(source: str, model: str) -> Any:

@@ -18,14 +18,19 @@ from sweepctl.storage.models import VERSION_TABLE, Base
 config = context.config
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(
+    *, connection: Connection | None = None, url: str | None = None, literal_binds: bool = False
+) -> None:
+    """The options both modes share; the keyword defaults are `context.configure`'s own."""
     context.configure(
+        connection=connection,
+        url=url,
+        literal_binds=literal_binds,
         target_metadata=Base.metadata,
         version_table=VERSION_TABLE,
         render_as_batch=True,
         compare_type=True,
         include_name=include_name,
-        **kwargs,
     )
 
 

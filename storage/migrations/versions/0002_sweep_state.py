@@ -15,6 +15,7 @@ Create Date: 2025-02-01 00:00:00
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -32,7 +33,7 @@ OPTUNA_NUMBER_INDEX = "ix_sweepctl_trials_sweep_id_optuna_trial_number"
 _PLACEHOLDER_TIMESTAMP = sa.text("'1970-01-01 00:00:00'")
 
 
-def _json() -> sa.types.TypeEngine[object]:
+def _json() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
