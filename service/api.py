@@ -67,7 +67,8 @@ def submit_sweep(submission: Submission, store: StoreDep, settings: SettingsDep)
 
 
 def validate_submission(submission: Submission, runner: str) -> Any:
-    """The spec, or HTTP 422 with the CLI's one-line message; nothing is written."""
+    """The spec, or HTTP 422 with the CLI's message (one line per error, unknown keys
+    first) as `detail`; nothing is written."""
     from sweepctl.orchestrator.preflight import check_launchable
     from sweepctl.spec.models import parse_spec, parse_spec_text
 

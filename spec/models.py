@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from sweepctl.spec import yaml_loader as spec_yaml
 from sweepctl.spec.base import FieldError, Scalar, StrictModel, suggest
@@ -387,23 +388,29 @@ def tunable_parameter_kind(name: str) -> Literal["training", "dataset", "model"]
 
 
 def format_validation_error(error: ValidationError, source: str) -> str:
-    """One line: the file, the dotted field path, and what was expected."""
-    first = error.errors()[0]
-    loc = [str(p) for p in first["loc"] if not _is_union_tag(p)]
-    cause = (first.get("ctx") or {}).get("error")
+    """Every error, one `source: field: message` line each, unknown keys first: a misspelt
+    key (`nmae:`) is usually why a required one (`name`) is missing, so the line that names
+    it, with its suggestion, is the one to read first. Union branches can report the same
+    line twice; it is printed once."""
+    details = sorted(error.errors(), key=lambda item: item["type"] != "extra_forbidden")
+    lines = [f"{source}: {_error_line(item)}" for item in details]
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _error_line(item: ErrorDetails) -> str:
+    """`field: message` for one pydantic error: the dotted field path, and what was expected."""
+    loc = [str(p) for p in item["loc"] if not _is_union_tag(p)]
+    cause = (item.get("ctx") or {}).get("error")
     if isinstance(cause, FieldError):
         loc.append(cause.key)
     field = ".".join(loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        parent_known = _known_keys_at(loc[:-1])
-        message = f"unknown key{suggest(loc[-1], parent_known)}"
-    elif first["type"] == "missing":
+    if item["type"] == "extra_forbidden":
+        message = f"unknown key{suggest(loc[-1], _known_keys_at(loc[:-1]))}"
+    elif item["type"] == "missing":
         message = "required key is missing"
     else:
-        message = first["msg"].removeprefix("Value error, ")
-    more = len(error.errors()) - 1
-    suffix = f" (+{more} more error{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {field}: {message}{suffix}"
+        message = item["msg"].removeprefix("Value error, ")
+    return f"{field}: {message}"
 
 
 def _is_union_tag(part: object) -> bool:

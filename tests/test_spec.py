@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from sweepctl.cli import main
 from sweepctl.spec.errors import SpecError
 from sweepctl.spec.models import load_spec, parse_spec
 from sweepctl.spec.overrides import apply_overrides, parse_assignments
@@ -153,6 +155,20 @@ def test_missing_required_key() -> None:
     del data["model"]
     with pytest.raises(SpecError, match=r"^spec.yaml: model: required key is missing$"):
         parse(data)
+
+
+def test_a_misspelt_required_key_is_named_first_with_a_suggestion_then_as_missing(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = copy.deepcopy(BASE)
+    data["nmae"] = data.pop("name")
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["validate", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"sweepctl: error: {path}: nmae: unknown key (did you mean 'name'?)",
+        f"{path}: name: required key is missing",
+    ]
 
 
 def test_yaml_errors_and_missing_files(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 /* The launch page: a picked file fills the text area; the text is POSTed as
-   {"yaml": text} and the API's one-line validation message is shown exactly. */
+   {"yaml": text} and the API's validation message (one line per error) is shown
+   exactly; .error-line keeps its line breaks. */
 "use strict";
 
 (() => {
