@@ -30,7 +30,8 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any
 
-from sweepctl.workers.job import JobResult, TrialJob, execute_job
+from sweepctl.workers.execute import execute_job
+from sweepctl.workers.job import JobResult, TrialJob
 
 STOP_WAIT_S = 10.0  # longest wait for a cancelled trial's worker to be gone
 

@@ -15,25 +15,12 @@ import optuna
 from optuna.trial import TrialState as OptunaState
 
 from sweepctl.storage import FailureKind, TrialState
+from sweepctl.storage.optuna_adapter import optuna_state, set_attr_unless_finished
 
 FAILURE_ATTR = "sweepctl_failure"  # a FailureKind value, or "cancelled"
 ATTEMPT_ATTR = "sweepctl_attempt"  # 1-based try of this configuration in its stage
 RETRY_OF_ATTR = "sweepctl_retry_of"  # Optuna number of the try this one repeats
 CANCELLED = "cancelled"
-
-_TO_OPTUNA = {
-    TrialState.PENDING: OptunaState.WAITING,
-    TrialState.RUNNING: OptunaState.RUNNING,
-    TrialState.COMPLETED: OptunaState.COMPLETE,
-    TrialState.PRUNED: OptunaState.PRUNED,
-    TrialState.FAILED: OptunaState.FAIL,
-    TrialState.CANCELLED: OptunaState.FAIL,
-}
-
-
-def optuna_state(state: TrialState) -> OptunaState:
-    """The one mapping from sweepctl's trial states to Optuna's."""
-    return _TO_OPTUNA[TrialState(state)]
 
 
 @dataclass(frozen=True)
@@ -72,17 +59,10 @@ def tell(study: optuna.Study, outcome: Outcome) -> None:
     """Tell Optuna a finished trial's end; a trial already finished there is left alone."""
     state = optuna_state(outcome.state)
     if outcome.failure is not None:
-        set_trial_attr(study, outcome.number, FAILURE_ATTR, outcome.failure)
+        set_attr_unless_finished(study, outcome.number, FAILURE_ATTR, outcome.failure)
     if state is OptunaState.COMPLETE and outcome.objective is not None:
         study.tell(outcome.number, outcome.objective, skip_if_finished=True)
     elif state is OptunaState.PRUNED:
         study.tell(outcome.number, state=OptunaState.PRUNED, skip_if_finished=True)
     else:  # a COMPLETED row without an objective cannot rank: FAIL, as before
         study.tell(outcome.number, state=OptunaState.FAIL, skip_if_finished=True)
-
-
-def set_trial_attr(study: optuna.Study, number: int, key: str, value: Any) -> None:
-    storage = study._storage
-    trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    if not storage.get_trial(trial_id).state.is_finished():
-        storage.set_trial_user_attr(trial_id, key, value)

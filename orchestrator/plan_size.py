@@ -29,10 +29,11 @@ def planned_trials(
 def _planned(
     spec: SweepSpec, stage: StageSpecBase, base: dict[str, Any], rankings: dict[str, Ranking]
 ) -> int | None:
-    """None while the stage's parameters wait for a ranking that does not exist yet."""
-    if isinstance(stage.parameters, TopParameters) and stage.parameters.from_stage not in rankings:
-        return None
+    """A sampled stage's budget is known from the start; a fixed plan over parameters that
+    wait for a ranking that does not exist yet is None until it does."""
     strategy = STRATEGIES[stage.strategy]()
+    if isinstance(stage.parameters, TopParameters) and stage.parameters.from_stage not in rankings:
+        return strategy.trial_budget(StageContext(spec, stage, [], base))
     return planned_count(strategy, StageContext.of(spec, stage, rankings, base))
 
 

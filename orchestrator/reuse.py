@@ -30,6 +30,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweepctl.orchestrator.search import REPEAT_ATTR
+from sweepctl.storage.optuna_adapter import frozen_trial
 
 REUSED_ATTR = "sweepctl_reused_from"
 ConfigKey = tuple[int, tuple[tuple[str, Any], ...]]
@@ -94,7 +95,7 @@ class KnownConfigs:
         key = next((k for k, n in self.in_flight.items() if n == number), None)
         if key is not None:
             del self.in_flight[key]
-        trial = self._frozen(number)
+        trial = self.frozen(number)
         if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
             self._remember(trial)
         waiters = self.waiting.pop(number, [])
@@ -115,10 +116,8 @@ class KnownConfigs:
         self.waiting.clear()
         return numbers
 
-    def _frozen(self, number: int) -> FrozenTrial:
-        storage = self.study._storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
-        return storage.get_trial(trial_id)
+    def frozen(self, number: int) -> FrozenTrial:
+        return frozen_trial(self.study, number)
 
 
 def copy_result(study: optuna.Study, trial: optuna.Trial, source: FrozenTrial) -> None:

@@ -17,6 +17,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from sweepctl.orchestrator.search import STAGE_ATTR
+from sweepctl.storage.optuna_adapter import cached_trials
 
 
 class _StageView:
@@ -43,9 +44,7 @@ class _StageView:
         states: Container[TrialState] | None = None,
         use_cache: bool = False,
     ) -> list[FrozenTrial]:
-        return self._keep(
-            self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
-        )
+        return self._keep(cached_trials(self._study, deepcopy, states, use_cache))
 
     @property
     def trials(self) -> list[FrozenTrial]:

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import optuna
 
@@ -35,6 +35,7 @@ from sweepctl.orchestrator.reuse import (
     is_reused,
     space_size,
 )
+from sweepctl.orchestrator.run import SweepRun
 from sweepctl.orchestrator.search import (
     REPEAT_ATTR,
     STAGE_ATTR,
@@ -45,14 +46,12 @@ from sweepctl.orchestrator.search import (
     stage_trials,
 )
 from sweepctl.orchestrator.strategies import StageContext, strategy_named
+from sweepctl.orchestrator.trial_jobs import trial_pruning, trial_spec
 from sweepctl.orchestrator.watchdog import Watchdog, WatchdogThread
 from sweepctl.spec.models import spec_to_dict
-from sweepctl.spec.plan import StageSpec
+from sweepctl.spec.plan import PruningSpec, StageSpec
 from sweepctl.storage import StateTransitionError, Store, StoreError, SweepState, TrialState
 from sweepctl.workers.job import JobResult, TrialJob
-
-if TYPE_CHECKING:
-    from sweepctl.orchestrator.sweep import SweepRun
 
 CANCEL_REASON = "cancelled by sweepctl cancel"
 log = logging.getLogger("sweepctl.stage")
@@ -162,7 +161,7 @@ class StageProposer:
 
     def retry(self, outcome: Outcome) -> Proposal | None:
         """Put the next attempt of a failed point at the front of the queue, if any."""
-        frozen = self.known._frozen(outcome.number)
+        frozen = self.known.frozen(outcome.number)
         proposal = retry_after(self.run.study, self.stage.name, frozen, self.policy)
         if proposal is not None:
             self.queue.insert(0, proposal)
@@ -191,8 +190,8 @@ def _drive(
     run: SweepRun, stage: StageSpec, proposer: StageProposer, lease: Any, watchdog: WatchdogThread
 ) -> tuple[str, StageProposer]:
     limit = run.spec.resources.max_concurrent_trials
-    pruning = run.spec.pruning.model_dump() if proposer.strategy.prunable else {}
-    spec_dict = spec_to_dict(run.spec)  # the same for every job of the stage
+    pruning = trial_pruning(run.spec, proposer.strategy.prunable)
+    spec_dict = spec_to_dict(run.spec)  # the sweep's record, the same for every trial
     outage = StoreOutage()
     unsettled: list[JobResult] = []  # results seen while the store was unreachable
     while True:
@@ -249,7 +248,7 @@ def _start(
     stage: StageSpec,
     asked: tuple[optuna.Trial, Proposal],
     spec_dict: dict[str, Any],
-    pruning: dict[str, Any],
+    pruning: PruningSpec | None,
 ) -> None:
     """The PENDING row first: whatever happens to the worker, the store has the trial."""
     trial, proposal = asked
@@ -275,12 +274,12 @@ def _start(
         stage=stage.name,
         optuna_number=trial.number,
         params=dict(trial.params),
-        spec=spec_dict,
+        spec=trial_spec(run.spec, dict(trial.params), proposal.repeat),
         db_url=run.db_url,
         home=run.home,
         runner=run.runner,
         pruning=pruning,
-        seed_offset=proposal.repeat,
+        repeat=proposal.repeat,
         trial_id=trial_id,
         heartbeat_interval=run.spec.resources.heartbeat_interval,
     )

@@ -15,19 +15,16 @@ recomputes what is still to do from the record.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 
-from sweepctl.orchestrator.backends import ExecutionBackend
 from sweepctl.orchestrator.outcomes import Outcome, tell
 from sweepctl.orchestrator.ownership import LeaseKeeper
-from sweepctl.orchestrator.proposals import Ranking
 from sweepctl.orchestrator.retries import stage_tally
 from sweepctl.orchestrator.reuse import is_reused
-from sweepctl.orchestrator.search import baseline, finished_ok, open_study, stage_trials
+from sweepctl.orchestrator.run import SweepRun
+from sweepctl.orchestrator.search import baseline, finished_ok, stage_trials
 from sweepctl.orchestrator.stage_runner import (
     CANCEL_REASON,
     MAX_REPEAT_STREAK,
@@ -36,9 +33,10 @@ from sweepctl.orchestrator.stage_runner import (
     stop_trials,
 )
 from sweepctl.orchestrator.strategies import StageContext, strategy_named
-from sweepctl.spec.models import SweepSpec, spec_to_dict
+from sweepctl.spec.models import spec_to_dict
 from sweepctl.spec.plan import StageSpec
 from sweepctl.storage import Store, SweepState, TrialState
+from sweepctl.storage.optuna_adapter import discard_waiting
 
 __all__ = [
     "CANCEL_REASON",
@@ -54,24 +52,6 @@ __all__ = [
 
 CRASH_REASON = "the orchestrator stopped while this trial ran; retried on resume"
 INTERRUPT_REASON = "sweepctl was interrupted (Ctrl-C or SIGTERM); retried on resume"
-Event = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class SweepRun:
-    spec: SweepSpec
-    store: Store
-    backend: ExecutionBackend
-    db_url: str
-    home: str
-    runner: str = "transformer"
-    on_event: Event = lambda kind, data: None
-    role: str = "launch"  # who holds the lease: launch, resume, serve
-    study: optuna.Study = field(init=False)
-    reports: dict[str, Ranking] = field(default_factory=dict)  # by stage: its ranking
-
-    def __post_init__(self) -> None:
-        self.study = open_study(self.spec, self.db_url)
 
 
 def launch(run: SweepRun) -> SweepState:
@@ -114,7 +94,7 @@ def _recover(run: SweepRun) -> None:
     for trial in run.study.get_trials(deepcopy=False, states=(states.RUNNING, states.WAITING)):
         stored = run.store.trial_by_optuna_number(run.spec.name, trial.number)
         if trial.state is states.WAITING:  # enqueued, never asked: nothing ran
-            run.study._storage.set_trial_state_values(trial._trial_id, states.FAIL)
+            discard_waiting(run.study, trial)
         elif stored is not None:
             tell(run.study, Outcome.of_record(trial.number, stored))
         else:

@@ -11,8 +11,10 @@ Every key is documented in docs/spec.md.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
+import importlib.util
 import math
 import re
 from pathlib import Path
@@ -61,14 +63,55 @@ AVERAGED_METRICS = tuple(
     f"{m}_{avg}" for m in ("f1", "precision", "recall") for avg in ("macro", "weighted")
 )
 OBJECTIVE_METRICS = BINARY_METRICS + AVERAGED_METRICS
+# Validation context for a trial spec the orchestrator resolved from a checked sweep spec:
+# HF already judged its training keys at launch, and the worker's Trainer will again.
+RESOLVED = "resolved"
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 @functools.cache
 def training_argument_names() -> frozenset[str]:
-    from transformers import TrainingArguments
+    """TrainingArguments' init fields, read from transformers' source rather than imported:
+    importing it imports torch (seconds), and checking a spec must stay instant. Falls
+    back to the import if the source is not where the installed package keeps it."""
+    try:
+        return _fields_in_source(_training_args_source())
+    except (OSError, SyntaxError, LookupError):
+        from transformers import TrainingArguments
 
-    return frozenset(f.name for f in dataclasses.fields(TrainingArguments) if f.init)
+        return frozenset(f.name for f in dataclasses.fields(TrainingArguments) if f.init)
+
+
+def _training_args_source() -> Path:
+    found = importlib.util.find_spec("transformers")
+    if found is None or found.origin is None:
+        raise LookupError("transformers is not installed")
+    return Path(found.origin).parent / "training_args.py"
+
+
+def _fields_in_source(path: Path) -> frozenset[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    body = next(
+        n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainingArguments"
+    )
+    names = {
+        item.target.id
+        for item in body
+        if isinstance(item, ast.AnnAssign)
+        and isinstance(item.target, ast.Name)
+        and not _init_false(item.value)
+    }
+    if not names:
+        raise LookupError("no TrainingArguments fields found")
+    return frozenset(names)
+
+
+def _init_false(value: ast.expr | None) -> bool:
+    """`field(..., init=False)`: not something a user can pass."""
+    return isinstance(value, ast.Call) and any(
+        kw.arg == "init" and isinstance(kw.value, ast.Constant) and kw.value.value is False
+        for kw in value.keywords
+    )
 
 
 class SplitNames(StrictModel):
@@ -243,7 +286,9 @@ class SweepSpec(StrictModel):
     def _plan_matches_space(
         cls, stages: list[StageSpecBase], info: ValidationInfo
     ) -> list[StageSpecBase]:
-        check_plan(stages, info.data.get("search_space") or {})
+        if "search_space" not in info.data:
+            return stages  # it failed its own validation, which is already reported
+        check_plan(stages, info.data["search_space"])
         return stages
 
     @field_validator("name")
@@ -258,7 +303,7 @@ class SweepSpec(StrictModel):
 
     @field_validator("training")
     @classmethod
-    def _known_training_keys(cls, training: dict[str, Any]) -> dict[str, Any]:
+    def _known_training_keys(cls, training: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         known = training_argument_names() | EXTRA_TRAINING_KEYS
         for key in training:
             if key in OWNED_TRAINING_KEYS:
@@ -274,7 +319,7 @@ class SweepSpec(StrictModel):
                 f"expected 'epoch' or 'steps' (got {strategy!r}): sweepctl evaluates to "
                 "record metrics and pick the best checkpoint",
             )
-        _check_training_values(training)
+        _check_training_values(training, resolved=(info.context or {}).get(RESOLVED, False))
         return training
 
     @field_validator("search_space")
@@ -297,16 +342,32 @@ class SweepSpec(StrictModel):
         return int(self.training.get("seed", 42))
 
 
-def _check_training_values(training: dict[str, Any]) -> None:
+def _check_training_values(training: dict[str, Any], resolved: bool) -> None:
     """Types and ranges TrainingArguments does not check (it takes `learning_rate: fast`,
-    a batch size of 0 or `.inf` epochs and fails mid-trial, or never), then let
-    TrainingArguments judge the rest, so the remaining rules never drift from HF's."""
+    a batch size of 0 or `.inf` epochs and fails mid-trial, or never), then HF's own
+    judgement of the rest."""
+    for key, value in training.items():
+        check_hyperparameter(key, value)
+    if not resolved:
+        _hf_judges(training)
+    patience = training.get("early_stopping_patience")
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
+        raise FieldError(
+            "early_stopping_patience", f"expected a positive integer (got {patience!r})"
+        )
+
+
+def _hf_judges(training: dict[str, Any]) -> None:
+    """Let TrainingArguments itself judge the keys we have no rule for (VALUE_RULES), so
+    those rules never drift from HF's. A spec with none skips the import of transformers
+    and torch, which is what keeps `sweepctl validate` fast; a resolved trial spec skips
+    it too (see RESOLVED), so a worker builds TrainingArguments once, for training."""
+    ruled = {*VALUE_RULES, *EXTRA_TRAINING_KEYS, "eval_strategy", "max_steps"}
+    if not set(training) - ruled:
+        return
     import tempfile
 
     from transformers import TrainingArguments
-
-    for key, value in training.items():
-        check_hyperparameter(key, value)
 
     hf_keys = {k: v for k, v in training.items() if k not in EXTRA_TRAINING_KEYS}
     hf_keys.setdefault("eval_strategy", "epoch")
@@ -316,11 +377,6 @@ def _check_training_values(training: dict[str, Any]) -> None:
             TrainingArguments(output_dir=tmp, report_to="none", **hf_keys)
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc).splitlines()[0]) from None
-    patience = training.get("early_stopping_patience")
-    if patience is not None and (not isinstance(patience, int) or patience < 1):
-        raise FieldError(
-            "early_stopping_patience", f"expected a positive integer (got {patience!r})"
-        )
 
 
 # name -> (kind, low, high, low inclusive): what a value must be before a trial starts

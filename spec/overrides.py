@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from sweepctl.spec.errors import SpecError
 from sweepctl.spec.models import (
+    RESOLVED,
     SweepSpec,
     format_validation_error,
     load_yaml,
@@ -40,7 +41,10 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def apply_overrides(spec: SweepSpec, overrides: dict[str, Any]) -> SweepSpec:
+def apply_overrides(
+    spec: SweepSpec, overrides: dict[str, Any], *, resolved: bool = False
+) -> SweepSpec:
+    """`resolved`: the values come from a checked sweep's own search space (a trial)."""
     if not overrides:
         return spec
     data = spec.model_dump(mode="python", by_alias=True)
@@ -49,7 +53,7 @@ def apply_overrides(spec: SweepSpec, overrides: dict[str, Any]) -> SweepSpec:
         path = path or [_section_for(key), key]
         _parent_section(data, path, key)[path[-1]] = value
     try:
-        return SweepSpec.model_validate(data)
+        return SweepSpec.model_validate(data, context={RESOLVED: resolved})
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc, "--set")) from None
 

@@ -18,15 +18,15 @@ from sweepctl.workers.replay import Plan, run_curve
 NOISE = 0.05
 
 
-def loss(params: dict[str, Any], seed_offset: int = 0) -> float:
+def loss(params: dict[str, Any], repeat: int = 0) -> float:
     value = 1.0 + 3.0 * abs(math.log10(params["learning_rate"]) + 4.3)
     value += 10.0 * abs(params["weight_decay"] - 0.05)
     value += 0.001 * params["warmup_steps"] / 100.0
-    return value + NOISE * math.sin(1.7 * seed_offset + 0.3)
+    return value + NOISE * math.sin(1.7 * repeat + 0.3)
 
 
 def run(job: TrialJob, sinks: list[Any]) -> JobResult:
-    final = loss(job.params, job.seed_offset)
+    final = loss(job.params, job.repeat)
     curve = (final * 3.0, final * 2.0, final * 1.5, final)
     # lets tests tell a Ray worker from the orchestrator, and which Ray cluster it ran in
     where = {"pid": os.getpid(), "ray_gcs": _ray_cluster()}

@@ -15,9 +15,9 @@ import pytest
 import yaml
 
 from sweepctl.cli import main
-from sweepctl.orchestrator.outcomes import optuna_state
 from sweepctl.spec.models import load_spec, spec_to_dict
 from sweepctl.storage import FailureKind, Store, SweepState, TrialState
+from sweepctl.storage.optuna_adapter import optuna_state
 from tests.fault_helpers import (
     ANALYTIC,
     analytic_grid_spec,

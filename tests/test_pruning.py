@@ -38,15 +38,15 @@ def test_bad_pruning_keys_are_refused(pruning: dict[str, Any], message: str) -> 
 
 def test_spec_keys_reach_the_optuna_pruner() -> None:
     spec = spec_with({"algorithm": "median", "min_epochs": 2, "patience": 3, "min_trials": 4})
-    pruner = make_pruner(spec.pruning.model_dump())
+    pruner = make_pruner(spec.pruning)
     assert isinstance(pruner, optuna.pruners.PatientPruner)
     assert pruner._patience == 3
     median = pruner._wrapped_pruner
     assert isinstance(median, optuna.pruners.MedianPruner)
     assert (median._n_min_trials, median._n_warmup_steps) == (4, 1)
-    asha = make_pruner(spec_with({"algorithm": "asha", "patience": 2}).pruning.model_dump())
+    asha = make_pruner(spec_with({"algorithm": "asha", "patience": 2}).pruning)
     assert isinstance(asha._wrapped_pruner, optuna.pruners.SuccessiveHalvingPruner)
-    plain = make_pruner(spec_with({"algorithm": "median"}).pruning.model_dump())
+    plain = make_pruner(spec_with({"algorithm": "median"}).pruning)
     assert isinstance(plain, optuna.pruners.MedianPruner)
 
 
@@ -56,7 +56,7 @@ def curve_study(tmp_path: Path, pruning: dict[str, Any]) -> optuna.Study:
     study = optuna.create_study(
         storage=f"sqlite:///{tmp_path / 'p.db'}",
         study_name="p",
-        pruner=make_pruner(spec_with(pruning).pruning.model_dump()),
+        pruner=make_pruner(spec_with(pruning).pruning),
     )
     for offset in (0.0, 0.1, 0.2):
         trial = study.ask()

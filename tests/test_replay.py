@@ -16,8 +16,10 @@ import optuna
 import pytest
 
 from sweepctl.spec.models import SweepSpec, spec_to_dict
+from sweepctl.spec.plan import PruningSpec
 from sweepctl.storage import Store, TrialRecord, TrialState
-from sweepctl.workers.job import JobResult, TrialJob, execute_job
+from sweepctl.workers.execute import execute_job
+from sweepctl.workers.job import JobResult, TrialJob
 from sweepctl.workers.replay import ReplayRunner, run_noop
 from sweepctl.workers.rows import EvaluationRow
 from tests.conftest import require_shared
@@ -171,7 +173,7 @@ def test_real_optuna_pruner_through_execute_job(nmtlc_path: Path, sqlite_url: st
     after every replayed checkpoint by workers.pruning."""
     study = optuna.create_study(study_name="nmt", storage=sqlite_url, direction="minimize")
     runner = f"replay:{nmtlc_path}"
-    pruning = {"algorithm": "median", "min_epochs": 1}
+    pruning = PruningSpec(algorithm="median", min_epochs=1)
     for lr, layers in [(3e-4, 2), (6e-4, 2), (3e-4, 4), (1e-3, 4), (1e-3, 2)]:
         trial = study.ask()
         params = {"initial_lr": lr, "num_layers": layers, "model_size": 256}

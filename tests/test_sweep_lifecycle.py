@@ -20,7 +20,8 @@ from sweepctl.orchestrator.backends import InlineBackend
 from sweepctl.orchestrator.sweep import CANCEL_REASON, CRASH_REASON, StageProposer, SweepRun, resume
 from sweepctl.spec.models import spec_to_dict
 from sweepctl.storage import Store, SweepState, TrialState
-from sweepctl.workers.job import TrialJob, execute_job
+from sweepctl.workers.execute import execute_job
+from sweepctl.workers.job import TrialJob
 from tests.analytic import loss
 from tests.conftest import REPO
 from tests.test_strategies import ANALYTIC, SPACE, analytic_spec

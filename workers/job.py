@@ -1,43 +1,44 @@
 """What a sweep sends to a worker process, and what comes back.
 
-A `TrialJob` is plain data (it crosses a process boundary through Ray): the validated spec
-as a dict, the parameter values of this trial, where the store and the Optuna study live,
-and which runner executes it. `execute_job` is the only entry point a backend calls; it
-never raises for a trial that fails, so one bad configuration cannot take the sweep down.
-
-Runners:
-    transformer      fine-tunes with Trainer (workers.trial.run_trial)
-    replay:<file>    replays a real learning curve from the NMTLC benchmark (workers.replay)
-    noop             records a trial with a constant objective (orchestration overhead)
-    python:MOD:FUNC  any importable function with the Runner signature (custom workers)
+A `TrialJob` is the fully resolved description of one trial: the orchestrator has already
+applied this trial's values and its repeat's seed to the spec and left the plan out, so a
+worker validates the spec once, routes nothing and needs no strategy plugin to run it.
+It is plain data (it crosses a process boundary through Ray). `execute.execute_job` runs
+one; the runners (trial, replay, a `python:` function) take a job and return a JobResult.
 """
 
 from __future__ import annotations
 
-import os
-import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Any
+
+from sweepctl.spec.models import RESOLVED, SweepSpec
+from sweepctl.spec.plan import PruningSpec
 
 
 @dataclass(frozen=True)
 class TrialJob:
     sweep: str
-    stage: str
-    optuna_number: int
-    params: dict[str, Any]
-    spec: dict[str, Any]
+    stage: str | None
+    optuna_number: int | None
+    params: dict[str, Any]  # this trial's searched values, as its record shows them
+    spec: dict[str, Any]  # the resolved spec: params and the repeat's seed applied, no plan
     db_url: str
     home: str
     runner: str = "transformer"
-    pruning: dict[str, Any] = field(default_factory=dict)
-    seed_offset: int = 0
+    pruning: PruningSpec | None = None  # None: this trial is never pruned (OFAT)
+    repeat: int = 0  # which repeat of its configuration; its seed is already in `spec`
     # The PENDING row the orchestrator created for this trial (None: the runner creates
     # one, as `sweepctl trial` does) and how often the worker beats into it.
     trial_id: int | None = None
     heartbeat_interval: float = 30.0
+
+    @cached_property
+    def trial_spec(self) -> SweepSpec:
+        """The spec, validated once per job however many parts of the worker read it."""
+        return SweepSpec.model_validate(self.spec, context={RESOLVED: True})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,7 +46,7 @@ class TrialJob:
 
 @dataclass(frozen=True)
 class JobResult:
-    optuna_number: int
+    optuna_number: int | None
     state: str  # COMPLETED | PRUNED | FAILED (storage.TrialState names)
     objective: float | None = None
     trial_id: int | None = None
@@ -57,33 +58,6 @@ class JobResult:
 
 
 Runner = Callable[[TrialJob, list[Any]], JobResult]
-
-
-def execute_job(job: TrialJob) -> JobResult:
-    """Run one trial in this process; every failure becomes a FAILED result with its kind,
-    recorded on the orchestrator's row when the runner could not record it itself."""
-    from sweepctl.workers.heartbeat import Heartbeat
-
-    try:
-        if job.trial_id is None:
-            result = _runner_for(job.runner)(job, _pruning_sinks(job))
-        else:
-            with Heartbeat(job.db_url, job.trial_id, job.heartbeat_interval):
-                result = _runner_for(job.runner)(job, _pruning_sinks(job))
-    except Exception as exc:  # the sweep goes on; the reason is kept
-        kind = failure_kind_of(exc)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        trace = traceback.format_exc()
-        _record_failure(job, reason, trace, kind)
-        return JobResult(
-            job.optuna_number,
-            "FAILED",
-            trial_id=job.trial_id,
-            error=reason + "\n" + trace,
-            failure_kind=kind,
-        )
-    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return JobResult(**{**asdict(result), "visible_devices": devices})
 
 
 def failure_kind_of(exc: BaseException) -> str:
@@ -112,49 +86,7 @@ def _is_store_failure(exc: BaseException) -> bool:
     return isinstance(exc, (StoreError, OperationalError, InterfaceError))
 
 
-def _record_failure(job: TrialJob, reason: str, trace: str, kind: str) -> None:
-    """The runner failed before it could finish its row (bad input at load, a crash in
-    setup): finish it here so the store never keeps a PENDING/RUNNING row nobody owns."""
-    if job.trial_id is None:
-        return
-    from sweepctl.storage import StateTransitionError, Store, StoreError, TrialState
-
-    try:
-        with Store(job.db_url) as store:
-            if not store.get_trial(job.trial_id).state.is_finished:
-                store.set_trial_state(
-                    job.trial_id, TrialState.FAILED, error=reason, traceback=trace,
-                    failure_kind=kind,
-                )  # fmt: skip
-    except (StateTransitionError, StoreError):
-        pass  # finished concurrently, or the store is down: the orchestrator records it
-
-
-def _runner_for(name: str) -> Runner:
-    kind, _, argument = name.partition(":")
-    if kind == "transformer":
-        from sweepctl.workers.trial import run_job
-
-        return run_job
-    if kind == "replay":
-        from sweepctl.workers.replay import ReplayRunner
-
-        return ReplayRunner.cached(Path(argument))
-    if kind == "noop":
-        from sweepctl.workers.replay import run_noop
-
-        return run_noop
-    if kind == "python":
-        import importlib
-
-        module, _, function = argument.partition(":")
-        return getattr(importlib.import_module(module), function)
-    raise ValueError(f"unknown runner '{name}'")
-
-
-def _pruning_sinks(job: TrialJob) -> list[Any]:
-    if job.pruning.get("algorithm", "none") == "none":
-        return []
-    from sweepctl.workers.pruning import OptunaPruningSink
-
-    return [OptunaPruningSink.for_job(job)]
+def first_line(exc: BaseException) -> str:
+    """What a trial's `error` shows: the exception's first line, or its type."""
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__

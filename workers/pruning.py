@@ -20,36 +20,33 @@ from typing import Any
 
 import optuna
 
+from sweepctl.spec.plan import PruningSpec
 from sweepctl.storage import optuna_storage
+from sweepctl.storage.optuna_adapter import live_trial
 from sweepctl.workers.job import TrialJob
 
 
-def make_pruner(pruning: dict[str, Any]) -> optuna.pruners.BasePruner:
+def make_pruner(pruning: PruningSpec) -> optuna.pruners.BasePruner:
     """The spec's `pruning` as an Optuna pruner; with `patience`, wrapped in PatientPruner."""
     pruner = _base_pruner(pruning)
-    patience = pruning.get("patience")
-    if patience is None or isinstance(pruner, optuna.pruners.NopPruner):
+    if pruning.patience is None or isinstance(pruner, optuna.pruners.NopPruner):
         return pruner
     with warnings.catch_warnings():  # "experimental" since Optuna 2.8, stable in use
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.pruners.PatientPruner(pruner, patience=int(patience))
+        return optuna.pruners.PatientPruner(pruner, patience=pruning.patience)
 
 
-def _base_pruner(pruning: dict[str, Any]) -> optuna.pruners.BasePruner:
-    algorithm = pruning.get("algorithm", "none")
-    min_epochs = int(pruning.get("min_epochs", 1))
-    factor = int(pruning.get("reduction_factor", 3))
-    if algorithm == "median":
+def _base_pruner(pruning: PruningSpec) -> optuna.pruners.BasePruner:
+    min_epochs, factor = pruning.min_epochs, pruning.reduction_factor
+    if pruning.algorithm == "median":
         return optuna.pruners.MedianPruner(
-            n_startup_trials=3,
-            n_warmup_steps=min_epochs - 1,
-            n_min_trials=int(pruning.get("min_trials", 1)),
+            n_startup_trials=3, n_warmup_steps=min_epochs - 1, n_min_trials=pruning.min_trials
         )
-    if algorithm == "asha":
+    if pruning.algorithm == "asha":
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=min_epochs, reduction_factor=factor
         )
-    if algorithm == "hyperband":
+    if pruning.algorithm == "hyperband":
         # "auto": the budget is taken from the first finished trial, which also fits replayed
         # curves whose length is not num_train_epochs
         return optuna.pruners.HyperbandPruner(
@@ -69,12 +66,10 @@ class OptunaPruningSink:
 
     @classmethod
     def for_job(cls, job: TrialJob) -> OptunaPruningSink:
-        study = _study_for(job)
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-            study._study_id, job.optuna_number
-        )
-        metric = job.spec.get("objective", {}).get("metric", "f1")
-        return cls(optuna.Trial(study, trial_id), metric, int(job.pruning.get("min_epochs", 1)))
+        if job.pruning is None or job.optuna_number is None:
+            raise ValueError("a pruning sink needs the job's pruning and its Optuna trial")
+        trial = live_trial(_study_for(job, job.pruning), job.optuna_number)
+        return cls(trial, job.trial_spec.objective.metric, job.pruning.min_epochs)
 
     def __call__(self, row: Any) -> None:
         self.step += 1
@@ -89,14 +84,14 @@ class OptunaPruningSink:
 _CACHED: dict[str, optuna.Study] = {}
 
 
-def _study_for(job: TrialJob) -> optuna.Study:
+def _study_for(job: TrialJob, pruning: PruningSpec) -> optuna.Study:
     """One cached study per process: a new sweep (or database) replaces the old one."""
-    key = json.dumps([job.db_url, job.sweep, job.pruning], sort_keys=True, default=str)
+    key = json.dumps([job.db_url, job.sweep, pruning.model_dump()], sort_keys=True)
     study = _CACHED.get(key)
     if study is None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = optuna_storage(job.db_url)
-        pruner = make_pruner(job.pruning)
+        pruner = make_pruner(pruning)
         study = optuna.load_study(study_name=job.sweep, storage=storage, pruner=pruner)
         _CACHED.clear()
         _CACHED[key] = study

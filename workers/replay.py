@@ -15,8 +15,9 @@ Mapping onto a sweepctl trial:
                                    metrics["perplexity"]
     trial objective             -> min perplexity so far (the best checkpoint's score)
 
-Rows go through the same path as a real trial: store first, then the sinks, so a pruning
-sink that raises optuna.TrialPruned leaves exactly the evaluations it saw.
+Rows go through the same lifecycle as a real trial (workers.lifecycle): store first, then
+the sinks, so a pruning sink that raises optuna.TrialPruned leaves exactly the evaluations
+it saw.
 `run_noop` records a one-evaluation trial: the cost of the store and the orchestration
 alone, for the overhead benchmark.
 """
@@ -28,16 +29,15 @@ import json
 import math
 import os
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 
-from sweepctl.storage import EvaluationRecord, Store, TrialState
-from sweepctl.workers.job import JobResult, TrialJob, failure_kind_of
+from sweepctl.storage import Store, TrialState
+from sweepctl.workers.job import JobResult, TrialJob
+from sweepctl.workers.lifecycle import LiveTrial, NewTrial, trial_lifecycle
 from sweepctl.workers.rows import EvaluationRow
 
 NMTLC_PARAMS = (  # every record has all of them, scratch runs and LoRA fine-tunes alike
@@ -92,7 +92,7 @@ class ReplayRunner:
         _check_objective(job.spec)
         dataset = job.spec.get("dataset", {}).get("name")
         wanted = wanted_hyperparams(job.params, job.spec.get("model_args", {}))
-        record, gap = self.lookup(dataset, wanted, job.seed_offset)
+        record, gap = self.lookup(dataset, wanted, job.repeat)
         resources = {
             "nmtlc_dataset": dataset,
             "replay_record": record.hyperparams,
@@ -109,7 +109,7 @@ class ReplayRunner:
         self, dataset: str | None, wanted: dict[str, float], replica: int = 0
     ) -> tuple[CurveRecord, float]:
         """The record at the smallest distance. Several NMTLC configurations were trained
-        more than once; among equally near records `replica` (the job's seed offset) picks
+        more than once; among equally near records `replica` (the job's repeat) picks
         one in file order, so repeated seeds see the benchmark's own run-to-run noise."""
         candidates = self.records.get(dataset or "")
         if not candidates:
@@ -192,107 +192,55 @@ def _step_seconds() -> float:
 
 
 def run_curve(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
-    """create -> RUNNING -> evaluations -> COMPLETED | PRUNED | FAILED, like run_trial."""
+    """The plan's curve through the trial lifecycle, one evaluation per checkpoint."""
     pause = _step_seconds()
-    store = Store(job.db_url)
-    try:
-        trial_id = job.trial_id
-        if trial_id is None:
-            trial_id = store.create_trial(
-                job.sweep,
-                job.spec,
-                plan.params,
-                plan.config,
-                stage=job.stage,
-                optuna_trial_number=job.optuna_number,
-            )
-        store.set_trial_state(trial_id, TrialState.RUNNING, config=plan.config)
-        try:
-            progress = _replay(store, trial_id, plan, sinks, pause)
-        except KeyboardInterrupt:  # as run_trial: no trial is left RUNNING by Ctrl-C
-            reason = "interrupted by the user"
-            store.set_trial_state(trial_id, TrialState.CANCELLED, error=reason)
-            raise
-        return _finish(job, plan, store, trial_id, progress)
-    finally:
-        store.close()
+    started = time.perf_counter()
+    seen: list[float] = []
+    new = NewTrial(job.sweep, job.spec, plan.params, job.stage, job.optuna_number)
+    with (
+        Store(job.db_url) as store,
+        trial_lifecycle(store, plan.config, trial_id=job.trial_id, new=new) as trial,
+    ):
+        trial.sinks = list(sinks)
+        state = _replay(trial, plan, seen, pause)
+        resources = {
+            **plan.resources,
+            "wall_time_s": round(time.perf_counter() - started, 3),
+            "evaluations": len(seen),
+        }
+        if state is TrialState.PRUNED:
+            resources["pruned_after_evaluations"] = len(seen)
+        best = min(seen) if seen else None
+        trial.finish(
+            state, objective=best, metrics=_metrics(seen, plan.metric), resources=resources
+        )
+    failure = trial.failure
+    return JobResult(
+        job.optuna_number,
+        trial.state.value,
+        objective=None if failure else (min(seen) if seen else None),
+        trial_id=trial.id,
+        epochs_run=len(seen),
+        max_epochs=len(plan.curve),
+        error=failure.reason if failure else None,
+        failure_kind=failure.kind if failure else None,
+    )
 
 
-@dataclass
-class Progress:
-    seen: list[float] = field(default_factory=list)
-    state: TrialState = TrialState.RUNNING
-    failure: tuple[str, str, str] | None = None  # reason, traceback, failure kind
-    started: float = field(default_factory=time.perf_counter)
-
-
-def _replay(
-    store: Store, trial_id: int, plan: Plan, sinks: list[Callable[..., Any]], pause: float
-) -> Progress:
-    progress = Progress()
+def _replay(trial: LiveTrial, plan: Plan, seen: list[float], pause: float) -> TrialState:
     try:
         for value in plan.curve:
             time.sleep(pause)  # sleep(0) is free; tests set a pause to kill a sweep mid-trial
-            row = _row(len(progress.seen) + 1, value, plan.metric)
-            store.record_evaluation(trial_id, _record(row))
-            progress.seen.append(value)
-            for sink in sinks:
-                sink(row)
-        progress.state = TrialState.COMPLETED
+            seen.append(value)
+            trial.record(_row(len(seen), value, plan.metric))
     except optuna.TrialPruned:
-        progress.state = TrialState.PRUNED
-    except Exception as exc:  # the trial fails, the worker does not
-        progress.state = TrialState.FAILED
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        progress.failure = (reason, traceback.format_exc(), failure_kind_of(exc))
-    return progress
+        return TrialState.PRUNED
+    return TrialState.COMPLETED
 
 
 def _row(number: int, value: float, metric: str | None) -> EvaluationRow:
     metrics = {metric: value} if metric else {}
     return EvaluationRow(float(number), number, None, value, None, None, metrics)
-
-
-def _record(row: EvaluationRow) -> EvaluationRecord:
-    return EvaluationRecord(
-        epoch=row.epoch, step=row.step, eval_loss=row.eval_loss, metrics=dict(row.metrics)
-    )
-
-
-def _finish(
-    job: TrialJob, plan: Plan, store: Store, trial_id: int, progress: Progress
-) -> JobResult:
-    result = JobResult(
-        job.optuna_number,
-        progress.state.value,
-        trial_id=trial_id,
-        epochs_run=len(progress.seen),
-        max_epochs=len(plan.curve),
-        error=progress.failure[0] if progress.failure else None,
-        failure_kind=progress.failure[2] if progress.failure else None,
-    )
-    if progress.failure:
-        reason, trace, kind = progress.failure
-        store.set_trial_state(
-            trial_id, TrialState.FAILED, error=reason, traceback=trace, failure_kind=kind
-        )
-        return result
-    best = min(progress.seen) if progress.seen else None
-    resources = {
-        **plan.resources,
-        "wall_time_s": round(time.perf_counter() - progress.started, 3),
-        "evaluations": len(progress.seen),
-    }
-    if progress.state is TrialState.PRUNED:
-        resources["pruned_after_evaluations"] = len(progress.seen)
-    store.set_trial_state(
-        trial_id,
-        progress.state,
-        objective=best,
-        metrics=_metrics(progress.seen, plan.metric),
-        resources=resources,
-    )
-    return replace(result, objective=best)
 
 
 def _metrics(seen: list[float], metric: str | None) -> dict[str, Any]:

@@ -1,14 +1,13 @@
-"""One fine-tuning trial, from a validated spec plus overrides to a stored result.
+"""One fine-tuning trial, from a resolved spec to a stored result.
 
 prepare (model, tokenizer, data, labels)   <- every bad-input error happens here,
     |                                         before the store is touched
-store.create_trial            PENDING
-store.set_trial_state         RUNNING
+trial_lifecycle (workers.lifecycle): PENDING row adopted or created, then RUNNING
     |  Trainer: one evaluation row per epoch -> store, W&B, console
     |  early stopping; the best checkpoint is loaded back at the end
 best checkpoint saved, per-epoch checkpoints deleted, test split evaluated once
-store.set_trial_state         COMPLETED (objective, metrics, resources)
-                           or FAILED    (NaN/inf loss, crash: reason + traceback)
+trial.finish                  COMPLETED | PRUNED (objective, metrics, resources)
+the lifecycle on an exception FAILED (NaN/inf loss, crash: reason + traceback + kind)
 """
 
 from __future__ import annotations
@@ -16,18 +15,19 @@ from __future__ import annotations
 import resource
 import shutil
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import optuna
 
+from sweepctl.spec.errors import SpecError
 from sweepctl.spec.models import SweepSpec, spec_to_dict
-from sweepctl.storage import EvaluationRecord, Store, TrialState
+from sweepctl.storage import Store, TrialState
 from sweepctl.workers.arguments import Hardware, training_arguments
 from sweepctl.workers.data import PreparedData, dataset_seed, prepare_data
-from sweepctl.workers.job import JobResult, TrialJob, failure_kind_of
+from sweepctl.workers.job import JobResult, TrialJob
+from sweepctl.workers.lifecycle import NewTrial, trial_lifecycle
 from sweepctl.workers.metrics import ClassificationMetrics, classification_scores
 from sweepctl.workers.models import (
     count_parameters,
@@ -114,67 +114,56 @@ def run_trial(
     one (`sweepctl trial`) the row is created here, after every bad-input check passed."""
     prepared = prepare_trial(spec, params, home)
     config = resolved_config(prepared)
-    if trial_id is None:
-        trial_id = store.create_trial(
-            spec.name,
-            spec_to_dict(spec),
-            params,
-            config,
-            stage=stage,
-            optuna_trial_number=optuna_trial_number,
-        )
-    store.set_trial_state(trial_id, TrialState.RUNNING, config=config)
-    run_dir = home / "runs" / spec.name / f"trial-{trial_id}"
+    new = NewTrial(spec.name, spec_to_dict(spec), params, stage, optuna_trial_number)
+    outcome: TrialOutcome | None = None
     tracker: WandbTracker | None = None
-    try:
+    with trial_lifecycle(store, config, trial_id=trial_id, new=new) as trial:
         tracker = WandbTracker(
             spec.tracking.wandb,
             spec.name,
-            f"{spec.name}-trial-{trial_id}",
-            {**_flat_config(config), "trial_id": trial_id, "params": params},
+            f"{spec.name}-trial-{trial.id}",
+            {**_flat_config(config), "trial_id": trial.id, "params": params},
             home,
         )
+        trial.on_end.append(_finish_tracker(tracker))
         if tracker.run_path:
-            store.add_artifact(trial_id, "wandb_run", tracker.run_path)
-        store_sink = _store_sink(store, trial_id)
-        outcome = _train(
-            prepared,
-            trial_id,
-            run_dir,
-            [store_sink, tracker.log_evaluation, *(sinks or [])],
-            progress,
+            store.add_artifact(trial.id, "wandb_run", tracker.run_path)
+        trial.sinks = [tracker.log_evaluation, *(sinks or [])]
+        run_dir = home / "runs" / spec.name / f"trial-{trial.id}"
+        outcome = _train(prepared, trial.id, run_dir, [trial.record], progress)
+        if outcome.checkpoint is not None:
+            size = outcome.resources["checkpoint_bytes"]
+            store.add_artifact(trial.id, "checkpoint", str(outcome.checkpoint), size)
+        trial.finish(
+            outcome.state,
+            objective=outcome.objective,
+            metrics=outcome.metrics,
+            resources=outcome.resources,
         )
-    except KeyboardInterrupt:
-        store.set_trial_state(trial_id, TrialState.CANCELLED, error="interrupted by the user")
-        if tracker is not None:
-            tracker.finish({"state": "CANCELLED"}, failed=True)
-        raise
-    except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        kind = failure_kind_of(exc)
-        _fail(store, trial_id, tracker, reason, traceback.format_exc(), kind)
+    wandb_run = tracker.run_path if tracker else None
+    if trial.failure is not None or outcome is None:
+        failure = trial.failure
         return TrialOutcome(
-            trial_id,
+            trial.id,
             TrialState.FAILED,
             None,
             {},
             {},
-            error=reason,
-            wandb_run=tracker.run_path if tracker else None,
-            failure_kind=kind,
+            error=failure.reason if failure else None,
+            wandb_run=wandb_run,
+            failure_kind=failure.kind if failure else None,
         )
-    if outcome.checkpoint is not None:
-        size = outcome.resources["checkpoint_bytes"]
-        store.add_artifact(trial_id, "checkpoint", str(outcome.checkpoint), size)
-    store.set_trial_state(
-        trial_id,
-        outcome.state,
-        objective=outcome.objective,
-        metrics=outcome.metrics,
-        resources=outcome.resources,
-    )
-    tracker.finish({**_summary(outcome)}, failed=False)
-    return TrialOutcome(**{**outcome.__dict__, "wandb_run": tracker.run_path})
+    return TrialOutcome(**{**outcome.__dict__, "wandb_run": wandb_run})
+
+
+def _finish_tracker(tracker: WandbTracker) -> Any:
+    """W&B hears how the trial ended once the store has it, on every path."""
+
+    def finish(state: TrialState, summary: dict[str, Any]) -> None:
+        failed = state is not TrialState.COMPLETED and state is not TrialState.PRUNED
+        tracker.finish({"state": state.value, **summary}, failed=failed)
+
+    return finish
 
 
 def _train(
@@ -184,9 +173,12 @@ def _train(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     spec = prepared.spec
-    args = TrainingArguments(
-        **training_arguments(spec, run_dir / "checkpoints", prepared.hardware, progress)
-    )
+    try:  # the only TrainingArguments of the trial; a value HF refuses is the user's input
+        args = TrainingArguments(
+            **training_arguments(spec, run_dir / "checkpoints", prepared.hardware, progress)
+        )
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"training: {str(exc).splitlines()[0]}") from None
     metrics = ClassificationMetrics(prepared.data.label_names)
     progress_bar = EpochProgress() if progress else None
     if progress_bar is not None:
@@ -268,19 +260,12 @@ def _pruned(
 
 
 def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
-    """The transformer runner of a sweep job (see workers.job)."""
-    from sweepctl.spec.overrides import apply_overrides
-
-    base = SweepSpec.model_validate(job.spec)
-    params = dict(job.params)
-    if job.seed_offset:
-        params["seed"] = base.seed + job.seed_offset
-    spec = apply_overrides(base, params)
-    store = Store(job.db_url)
-    try:
+    """The transformer runner of a sweep job: the job's spec is already this trial's."""
+    spec = job.trial_spec
+    with Store(job.db_url) as store:
         outcome = run_trial(
             spec,
-            params,
+            dict(job.params),
             store,
             Path(job.home),
             progress=False,
@@ -289,8 +274,6 @@ def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
             optuna_trial_number=job.optuna_number,
             trial_id=job.trial_id,
         )
-    finally:
-        store.close()
     return JobResult(
         optuna_number=job.optuna_number,
         state=outcome.state.value,
@@ -356,48 +339,6 @@ def _resources(
         "device": prepared.hardware.device_name,
         "evaluations": evaluations,
         "tokenization_cache_hit": prepared.data.cache_hit,
-    }
-
-
-def _store_sink(store: Store, trial_id: int) -> Sink:
-    def record(row: EvaluationRow) -> None:
-        store.record_evaluation(
-            trial_id,
-            EvaluationRecord(
-                epoch=row.epoch,
-                step=row.step,
-                training_loss=row.training_loss,
-                eval_loss=row.eval_loss,
-                accuracy=row.metrics.get("accuracy"),
-                f1=row.metrics.get("f1"),
-                precision=row.metrics.get("precision"),
-                recall=row.metrics.get("recall"),
-                learning_rate=row.learning_rate,
-                grad_norm=row.grad_norm,
-                metrics={**row.metrics, **row.details},
-            ),
-        )
-
-    return record
-
-
-def _fail(
-    store: Store, trial_id: int, tracker: WandbTracker | None, reason: str, trace: str, kind: str
-) -> None:
-    store.set_trial_state(
-        trial_id, TrialState.FAILED, error=reason, traceback=trace, failure_kind=kind
-    )
-    if tracker is not None:
-        tracker.finish({"state": "FAILED", "error": reason}, failed=True)
-
-
-def _summary(outcome: TrialOutcome) -> dict[str, Any]:
-    scalars = {k: v for k, v in outcome.metrics.items() if isinstance(v, (int, float))}
-    return {
-        "state": outcome.state.value,
-        "objective": outcome.objective,
-        **scalars,
-        **{f"resources/{k}": v for k, v in outcome.resources.items()},
     }
 
 

@@ -1,0 +1,31 @@
+"""The fully resolved job a worker runs: the orchestrator does the resolving, once.
+
+This trial's values and its repeat's seed are applied to the spec here, with the same
+routing `sweepctl trial --set` uses (spec.overrides), and the plan is left out: a worker
+needs the trial, not the sweep's stages, and a plugin strategy registered in this process
+may not exist on a Ray node.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sweepctl.spec.models import SweepSpec, spec_to_dict
+from sweepctl.spec.overrides import apply_overrides
+from sweepctl.spec.plan import PruningSpec
+
+
+def trial_spec(spec: SweepSpec, params: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """The spec this trial runs: its values in place, the seed of its repeat, no stages."""
+    values = dict(params)
+    if repeat:
+        values["seed"] = spec.seed + repeat
+    stageless = spec.model_copy(update={"stages": []})
+    return spec_to_dict(apply_overrides(stageless, values, resolved=True))
+
+
+def trial_pruning(spec: SweepSpec, prunable: bool) -> PruningSpec | None:
+    """None for a stage whose trials must run to the end (its strategy says so)."""
+    if not prunable or spec.pruning.algorithm == "none":
+        return None
+    return spec.pruning
