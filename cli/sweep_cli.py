@@ -282,7 +282,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     with _store(args, read_only=True) as store, Live(console=console, refresh_per_second=1) as live:
         while True:
             live.update(trials_table(store, args.name, limit=40))
-            state = store.get_sweep(args.name).state
+            state = store.sweep_row(args.name).state  # no spec read on every refresh
             if state in finished:
                 break
             time.sleep(args.interval)

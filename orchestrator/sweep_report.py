@@ -1,14 +1,18 @@
 """What `sweepctl list`, `status`, `watch` and the live view of `launch` print about sweeps.
 
-Rendering only: every function reads the store once and returns rich renderables, so the
-CLI decides where (and how often) they are printed. Everything shown is derived from the
-store alone, so a view of a sweep that another machine is running is as complete as the
+Rendering only: every function reads the store and returns rich renderables, so the CLI
+decides where (and how often) they are printed. Everything shown is derived from the store
+alone, so a view of a sweep that another machine is running is as complete as the
 orchestrator's own.
+
+Every read is one of the dashboard's aggregate views (`storage.views`: sweep rows without
+specs, per-stage counts, `TrialSummary` rows, the best trials, epoch counts): never a whole
+sweep's trials with their evaluations, so `list`, `status`, `watch` and the live table of
+`launch` cost the same at 10 trials and at 10,000, refreshed every second or once.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +22,8 @@ from rich.text import Text
 
 from sweepctl.orchestrator.report import _cell as format_number
 from sweepctl.spec.models import ObjectiveSpec
-from sweepctl.storage import Store, SweepRecord, TrialRecord, TrialState
+from sweepctl.storage import Store, TrialRecord, TrialState, TrialSummary
+from sweepctl.storage.views import EpochStats, StageCount, SweepRow
 
 STATE_STYLES = {
     TrialState.PENDING: "dim",
@@ -53,17 +58,14 @@ def objective_of(spec: dict[str, Any]) -> ObjectiveSpec:
     return ObjectiveSpec.model_validate(spec.get("objective") or {})
 
 
-def rank_completed(trials: Iterable[TrialRecord], maximize: bool) -> list[TrialRecord]:
-    """Best first; the earlier trial wins a tie, so the ranking is stable across reads."""
-    done = [t for t in trials if t.state is TrialState.COMPLETED and t.objective is not None]
-    sign = -1.0 if maximize else 1.0
-    return sorted(done, key=lambda t: (sign * float(t.objective or 0.0), t.number))
-
-
 def best_trials(store: Store, name: str, top: int) -> list[TrialRecord]:
-    """COMPLETED trials best-first; an unknown sweep raises the store's StoreError."""
+    """COMPLETED trials best-first; an unknown sweep raises the store's StoreError. Ranked
+    in SQL, and only the `top` winners are read in full (an export needs their config)."""
     maximize = objective_of(store.sweep_spec(name)).maximize
-    return rank_completed(store.list_trials(name), maximize)[: max(top, 0)]
+    sweep_id = store.sweep_id(name)
+    if sweep_id is None:
+        return []
+    return [store.get_trial(t.id) for t in store.ranked_trials(sweep_id, maximize, top)]
 
 
 def format_value(value: Any) -> str:
@@ -77,9 +79,12 @@ def compact_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{key}={format_value(value)}" for key, value in params.items())
 
 
-def state_counts(trials: Iterable[TrialRecord]) -> dict[str, int]:
-    counts = Counter(t.state.name for t in trials)
-    return {state.name: counts.get(state.name, 0) for state in TrialState}
+def state_counts(counts: Iterable[StageCount]) -> dict[str, int]:
+    """Every state, zeros included, in TrialState order, from the per-stage aggregates."""
+    totals = {state.name: 0 for state in TrialState}
+    for count in counts:
+        totals[count.state.name] += count.trials
+    return totals
 
 
 def counts_text(counts: dict[str, int]) -> str:
@@ -96,20 +101,29 @@ def _styled_state(state: TrialState) -> Text:
 
 
 def sweeps_table(store: Store) -> Table:
+    """Three reads whatever the number of sweeps: rows without specs, each spec's
+    objective section, and the lowest and highest completed objective per sweep."""
     table = Table(title="Sweeps", title_justify="left")
     for title in ("Sweep", "State", "Trials done/total", "By state", "Best", "Created"):
         table.add_column(title)
-    for sweep in store.list_sweeps():
-        table.add_row(*_sweep_row(store, sweep))
+    sweeps = store.sweep_rows()
+    objectives = store.sweep_objectives()
+    best = store.best_objectives()
+    for sweep in sweeps:
+        objective = objective_of({"objective": objectives.get(sweep.id)})
+        table.add_row(*_sweep_row(sweep, objective, best.get(sweep.id)))
     return table
 
 
-def _sweep_row(store: Store, sweep: SweepRecord) -> list[str]:
+def _sweep_row(
+    sweep: SweepRow, objective: ObjectiveSpec, extremes: tuple[float, float] | None
+) -> list[str]:
     counts = sweep.trial_counts
     done = sum(counts.get(state.name, 0) for state in _FINISHED)
-    objective = objective_of(sweep.spec)
-    ranked = rank_completed(store.list_trials(sweep.name), objective.maximize)
-    best = f"{objective.metric} {format_number(ranked[0].objective)}" if ranked else "-"
+    best = "-"
+    if extremes is not None:
+        value = extremes[1] if objective.maximize else extremes[0]
+        best = f"{objective.metric} {format_number(value)}"
     created = sweep.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
     total = sum(counts.values())
     return [sweep.name, sweep.state.name, f"{done}/{total}", counts_text(counts), best, created]
@@ -118,48 +132,53 @@ def _sweep_row(store: Store, sweep: SweepRecord) -> list[str]:
 # --- sweepctl watch / launch ----------------------------------------------------------
 
 
-def max_epochs(trial: TrialRecord, fallback: float | None) -> float | None:
-    """Replayed trials store no TrainingArguments; for them the longest completed trial
-    is the best estimate of a full run."""
-    epochs = (trial.config.get("training") or {}).get("num_train_epochs")
-    return float(epochs) if isinstance(epochs, (int, float)) else fallback
+def max_epochs(planned: Any, fallback: float | None) -> float | None:
+    """`planned` is the trial's stored training.num_train_epochs. Replayed trials store no
+    TrainingArguments; for them the longest completed trial is the best estimate of a
+    full run."""
+    return float(planned) if isinstance(planned, (int, float)) else fallback
 
 
-def completed_evaluations(trials: Iterable[TrialRecord]) -> float | None:
-    runs = [len(t.evaluations) for t in trials if t.state is TrialState.COMPLETED]
-    return float(max(runs)) if runs else None
+def longest_completed(stats: EpochStats) -> float | None:
+    return float(stats.longest_completed) if stats.longest_completed is not None else None
 
 
 def trials_table(store: Store, name: str, limit: int | None = None) -> Table:
-    """Newest last, so a live view that cuts the top keeps the trials still running."""
-    trials = store.list_trials(name)
-    fallback = completed_evaluations(trials)
-    shown = trials[-limit:] if limit else trials
+    """Newest last, so a live view that cuts the top keeps the trials still running. Reads
+    the `limit` shown rows and two aggregates, however many trials the sweep has."""
     table = Table(title=f"Trials of {name}", title_justify="left")
     for title, justify in TRIAL_COLUMNS:
         table.add_column(title, justify=justify)
+    sweep_id = store.sweep_id(name)
+    if sweep_id is None:  # an unknown sweep simply has no trials
+        return table
+    shown = store.last_trials(sweep_id, limit or None)
+    planned = store.planned_epochs([trial.id for trial in shown])
+    fallback = longest_completed(store.epoch_stats(sweep_id))
     for trial in shown:
-        total = max_epochs(trial, fallback)
-        progress = f"{len(trial.evaluations)}/{format_value(total) if total else '?'}"
-        table.add_row(
-            trial.stage or "-",
-            str(trial.number),
-            str(trial.id),
-            compact_params(trial.params),
-            progress,
-            format_number(trial.objective),
-            _styled_state(trial.state),
-        )
+        table.add_row(*_trial_cells(trial, max_epochs(planned.get(trial.id), fallback)))
     return table
+
+
+def _trial_cells(trial: TrialSummary, total: float | None) -> list[RenderableType]:
+    return [
+        trial.stage or "-",
+        str(trial.number),
+        str(trial.id),
+        compact_params(trial.params),
+        f"{trial.evaluations}/{format_value(total) if total else '?'}",
+        format_number(trial.objective),
+        _styled_state(trial.state),
+    ]
 
 
 # --- sweepctl status ------------------------------------------------------------------
 
 
 def status_renderables(store: Store, name: str) -> list[RenderableType]:
-    sweep = store.get_sweep(name)
-    trials = store.list_trials(name)
-    objective = objective_of(sweep.spec)
+    sweep = store.sweep_row(name)  # an unknown sweep raises the store's StoreError
+    objective = objective_of({"objective": store.sweep_objectives([sweep.id]).get(sweep.id)})
+    counts = store.stage_counts(sweep.id)
     parts: list[RenderableType] = [
         Text.from_markup(
             f"[bold]sweep {sweep.name}[/bold]  {sweep.state.name}  "
@@ -167,35 +186,37 @@ def status_renderables(store: Store, name: str) -> list[RenderableType]:
         ),
         *([Text(f"why: {sweep.error}")] if sweep.error else []),
         *([Text(f"driven by {sweep.owner}")] if sweep.owner else []),
-        _stages_table(sweep, trials),
-        _best_line(trials, objective),
+        _stages_table(sweep, counts, store.failure_kinds(sweep.id)),
+        _best_line(store.ranked_trials(sweep.id, objective.maximize, 1), objective),
     ]
     for stage in sweep.stages:
         ofat = (stage.summary or {}).get("ofat")
         if ofat:  # the summary OfatStrategy.conclude stores
             parts.append(ofat_table(stage.name, ofat, objective.metric))
-    savings = pruning_savings_line(trials)
+    savings = pruning_savings_line(store.epoch_stats(sweep.id))
     if savings:
         parts.append(savings)
     return parts
 
 
-def _stages_table(sweep: SweepRecord, trials: list[TrialRecord]) -> Table:
+def _stages_table(
+    sweep: SweepRow, counts: list[StageCount], failures: dict[str | None, dict[str, int]]
+) -> Table:
     table = Table(title="Stages", title_justify="left")
     for title in ("Stage", "Strategy", "State", "Trials"):
         table.add_column(title)
     for stage in sweep.stages:
-        mine = [t for t in trials if t.stage == stage.name]
-        counts = counts_text(state_counts(mine))
-        counts += _outcome_notes(stage.summary or {}, mine)
-        table.add_row(stage.name, stage.strategy, stage.state.name, counts)
-    unstaged = [t for t in trials if t.stage is None]
+        mine = [c for c in counts if c.stage == stage.name]
+        text = counts_text(state_counts(mine))
+        text += _outcome_notes(stage.summary or {}, failures.get(stage.name, {}))
+        table.add_row(stage.name, stage.strategy, stage.state.name, text)
+    unstaged = [c for c in counts if c.stage is None]
     if unstaged:  # single `sweepctl trial` runs adopted by the sweep
         table.add_row("(single trials)", "-", "-", counts_text(state_counts(unstaged)))
     return table
 
 
-def _outcome_notes(summary: dict[str, object], trials: list[TrialRecord]) -> str:
+def _outcome_notes(summary: dict[str, object], kinds: dict[str, int]) -> str:
     """Reused answers, retried attempts, given-up points and why trials failed, so a
     stage that looks COMPLETED never hides what it lost."""
     notes = [
@@ -203,17 +224,12 @@ def _outcome_notes(summary: dict[str, object], trials: list[TrialRecord]) -> str
         for key, label in (("reused", "reused"), ("retried", "retried"), ("given_up", "given up"))
         if summary.get(key)
     ]
-    kinds: dict[str, int] = {}
-    for trial in trials:
-        if trial.failure_kind:
-            kinds[trial.failure_kind] = kinds.get(trial.failure_kind, 0) + 1
     if kinds:
         notes.append("failed: " + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())))
     return "".join(f", {note}" for note in notes)
 
 
-def _best_line(trials: list[TrialRecord], objective: ObjectiveSpec) -> Text:
-    ranked = rank_completed(trials, objective.maximize)
+def _best_line(ranked: list[TrialSummary], objective: ObjectiveSpec) -> Text:
     if not ranked:
         return Text("best so far: no completed trial yet")
     best = ranked[0]
@@ -259,23 +275,21 @@ def ofat_table(stage: str, ofat: dict[str, Any], metric: str) -> Table:
     return table
 
 
-def pruning_savings(trials: list[TrialRecord]) -> tuple[float, float]:
+def pruning_savings(stats: EpochStats) -> tuple[float, float]:
     """(trial-epochs saved, trial-epochs the pruned trials would have used in full)."""
-    fallback = completed_evaluations(trials)
+    fallback = longest_completed(stats)
     saved = planned = 0.0
-    for trial in trials:
-        if trial.state is not TrialState.PRUNED:
-            continue
-        total = max_epochs(trial, fallback)
+    for budget, ran, trials in stats.pruned:
+        total = max_epochs(budget, fallback)
         if total is None:
             continue
-        planned += total
-        saved += max(0.0, total - len(trial.evaluations))
+        planned += total * trials
+        saved += max(0.0, total - ran) * trials
     return saved, planned
 
 
-def pruning_savings_line(trials: list[TrialRecord]) -> Text | None:
-    saved, planned = pruning_savings(trials)
+def pruning_savings_line(stats: EpochStats) -> Text | None:
+    saved, planned = pruning_savings(stats)
     if planned <= 0:
         return None
     return Text(
