@@ -114,7 +114,7 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
     spec = load_spec(args.spec)
     checked = check_trial_inputs(spec)
     if spec.stages:
-        from sweepctl.orchestrator.search import baseline
+        from sweepctl.spec.baseline import baseline
 
         baseline(spec)  # OFAT and grid start from the spec's own values: they must exist
     console.print(

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from sweepctl.orchestrator.proposals import Ranking
-from sweepctl.orchestrator.search import baseline
 from sweepctl.orchestrator.strategies import STRATEGIES, StageContext, planned_count
+from sweepctl.spec.baseline import baseline
 from sweepctl.spec.models import SweepSpec
 from sweepctl.spec.stages import StageSpecBase, TopParameters
 

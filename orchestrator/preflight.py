@@ -10,7 +10,7 @@ from sweepctl.spec.errors import SpecError
 
 def check_launchable(spec: Any, source: str, runner: str = "transformer") -> None:
     """What `launch` checks before it writes anything; the server's submissions too."""
-    from sweepctl.orchestrator.search import baseline
+    from sweepctl.spec.baseline import baseline
 
     if not spec.stages:
         raise SpecError(f"{source}: stages: launch needs at least one stage")

@@ -7,7 +7,6 @@ on it as-is, and sweepctl's own rows point back to it by trial number.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import optuna
@@ -17,9 +16,9 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.study import StudyDirection
 
-from sweepctl.spec.errors import SpecError
-from sweepctl.spec.models import SweepSpec, tunable_parameter_kind
+from sweepctl.spec.models import SweepSpec
 from sweepctl.storage import optuna_storage
 
 STAGE_ATTR = "sweepctl_stage"
@@ -29,7 +28,7 @@ REPEAT_ATTR = "sweepctl_repeat"
 
 def open_study(spec: SweepSpec, db_url: str) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    direction = "maximize" if spec.objective.maximize else "minimize"
+    direction = StudyDirection.MAXIMIZE if spec.objective.maximize else StudyDirection.MINIMIZE
     storage = optuna_storage(db_url)
     return optuna.create_study(
         study_name=spec.name, storage=storage, direction=direction, load_if_exists=True
@@ -47,39 +46,6 @@ def distribution(param: Any) -> BaseDistribution:
 
 def distributions(spec: SweepSpec) -> dict[str, BaseDistribution]:
     return {name: distribution(param) for name, param in spec.search_space.items()}
-
-
-def baseline(spec: SweepSpec) -> dict[str, Any]:
-    """Each searched parameter's value in the spec as written: the OFAT reference point."""
-    values = {}
-    for name in spec.search_space:
-        values[name] = _spec_value(spec, name)
-    return values
-
-
-def _spec_value(spec: SweepSpec, name: str) -> Any:
-    kind = tunable_parameter_kind(name)
-    if kind == "dataset":
-        return getattr(spec.dataset, name)
-    if kind == "training":
-        if name in spec.training:
-            return spec.training[name]
-        return _training_default(name)
-    if name in spec.model_args:
-        return spec.model_args[name]
-    raise SpecError(
-        f"search_space.{name}: no baseline value; set model_args.{name} to the value the "
-        "sweep starts from"
-    )
-
-
-def _training_default(name: str) -> Any:
-    from transformers import TrainingArguments
-
-    field = next(f for f in dataclasses.fields(TrainingArguments) if f.name == name)
-    if field.default is dataclasses.MISSING:
-        raise SpecError(f"search_space.{name}: no default; set training.{name}")
-    return field.default
 
 
 def stage_trials(study: optuna.Study, stage: str) -> list[optuna.trial.FrozenTrial]:

@@ -39,7 +39,6 @@ from sweepctl.orchestrator.run import SweepRun
 from sweepctl.orchestrator.search import (
     REPEAT_ATTR,
     STAGE_ATTR,
-    baseline,
     best_params,
     distributions,
     finished_ok,
@@ -48,6 +47,7 @@ from sweepctl.orchestrator.search import (
 from sweepctl.orchestrator.strategies import StageContext, strategy_named
 from sweepctl.orchestrator.trial_jobs import trial_pruning, trial_spec
 from sweepctl.orchestrator.watchdog import Watchdog, WatchdogThread
+from sweepctl.spec.baseline import baseline
 from sweepctl.spec.models import spec_to_dict
 from sweepctl.spec.plan import PruningSpec, StageSpec
 from sweepctl.storage import StateTransitionError, Store, StoreError, SweepState, TrialState

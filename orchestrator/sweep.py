@@ -24,7 +24,7 @@ from sweepctl.orchestrator.ownership import LeaseKeeper
 from sweepctl.orchestrator.retries import stage_tally
 from sweepctl.orchestrator.reuse import is_reused
 from sweepctl.orchestrator.run import SweepRun
-from sweepctl.orchestrator.search import baseline, finished_ok, stage_trials
+from sweepctl.orchestrator.search import finished_ok, stage_trials
 from sweepctl.orchestrator.stage_runner import (
     CANCEL_REASON,
     MAX_REPEAT_STREAK,
@@ -33,6 +33,7 @@ from sweepctl.orchestrator.stage_runner import (
     stop_trials,
 )
 from sweepctl.orchestrator.strategies import StageContext, strategy_named
+from sweepctl.spec.baseline import baseline
 from sweepctl.spec.models import spec_to_dict
 from sweepctl.spec.plan import StageSpec
 from sweepctl.storage import Store, SweepState, TrialState

@@ -11,10 +11,7 @@ Every key is documented in docs/spec.md.
 
 from __future__ import annotations
 
-import ast
 import dataclasses
-import functools
-import importlib.util
 import math
 import re
 from pathlib import Path
@@ -37,6 +34,7 @@ from sweepctl.spec.base import FieldError, Scalar, StrictModel, suggest
 from sweepctl.spec.errors import SpecError
 from sweepctl.spec.plan import PruningSpec, ResourcesSpec, RetriesSpec, check_plan
 from sweepctl.spec.stages import StageSpec, StageSpecBase
+from sweepctl.spec.training_fields import training_argument_names
 from sweepctl.spec.yaml_loader import SpecLoader  # noqa: F401  (re-exported for readers)
 
 # Settings sweepctl derives itself; letting users set them would break best-checkpoint
@@ -67,51 +65,6 @@ OBJECTIVE_METRICS = BINARY_METRICS + AVERAGED_METRICS
 # HF already judged its training keys at launch, and the worker's Trainer will again.
 RESOLVED = "resolved"
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-@functools.cache
-def training_argument_names() -> frozenset[str]:
-    """TrainingArguments' init fields, read from transformers' source rather than imported:
-    importing it imports torch (seconds), and checking a spec must stay instant. Falls
-    back to the import if the source is not where the installed package keeps it."""
-    try:
-        return _fields_in_source(_training_args_source())
-    except (OSError, SyntaxError, LookupError):
-        from transformers import TrainingArguments
-
-        return frozenset(f.name for f in dataclasses.fields(TrainingArguments) if f.init)
-
-
-def _training_args_source() -> Path:
-    found = importlib.util.find_spec("transformers")
-    if found is None or found.origin is None:
-        raise LookupError("transformers is not installed")
-    return Path(found.origin).parent / "training_args.py"
-
-
-def _fields_in_source(path: Path) -> frozenset[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    body = next(
-        n.body for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "TrainingArguments"
-    )
-    names = {
-        item.target.id
-        for item in body
-        if isinstance(item, ast.AnnAssign)
-        and isinstance(item.target, ast.Name)
-        and not _init_false(item.value)
-    }
-    if not names:
-        raise LookupError("no TrainingArguments fields found")
-    return frozenset(names)
-
-
-def _init_false(value: ast.expr | None) -> bool:
-    """`field(..., init=False)`: not something a user can pass."""
-    return isinstance(value, ast.Call) and any(
-        kw.arg == "init" and isinstance(kw.value, ast.Constant) and kw.value.value is False
-        for kw in value.keywords
-    )
 
 
 class SplitNames(StrictModel):

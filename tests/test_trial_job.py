@@ -55,7 +55,7 @@ def test_a_worker_validates_the_job_once_and_builds_training_arguments_once(
     job = TrialJob(
         sweep="tiny",
         stage=None,
-        optuna_number=None,
+        optuna_number=0,
         params={"learning_rate": 1e-2},
         spec=trial_spec(spec, {"learning_rate": 1e-2}, repeat=1),
         db_url=sqlite_url,

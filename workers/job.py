@@ -22,7 +22,7 @@ from sweepctl.spec.plan import PruningSpec
 class TrialJob:
     sweep: str
     stage: str | None
-    optuna_number: int | None
+    optuna_number: int
     params: dict[str, Any]  # this trial's searched values, as its record shows them
     spec: dict[str, Any]  # the resolved spec: params and the repeat's seed applied, no plan
     db_url: str
@@ -46,7 +46,7 @@ class TrialJob:
 
 @dataclass(frozen=True)
 class JobResult:
-    optuna_number: int | None
+    optuna_number: int
     state: str  # COMPLETED | PRUNED | FAILED (storage.TrialState names)
     objective: float | None = None
     trial_id: int | None = None

@@ -130,10 +130,26 @@ def check_model_args(model: str, model_args: dict[str, Any], search_space: dict[
     if not Path(source).is_dir():
         return False
     searched = {n: None for n in search_space if tunable_parameter_kind(n) == "model"}
+    keys = {**searched, **model_args}
+    if keys.keys() <= _saved_config_keys(Path(source)):
+        return True  # every key is in the saved config: no need to import transformers
     config = load_config(source, model, ["0", "1"], {})
-    for key in {**searched, **model_args}:
+    for key in keys:
         _require_config_key(config, key, "model_args" if key in model_args else "search_space")
     return True
+
+
+def _saved_config_keys(model_dir: Path) -> set[str]:
+    """The keys of the model's config.json. Whatever is saved there is a setting of the
+    config; a key that is not may still be a class default, which only the real config
+    (AutoConfig, and with it torch) can tell, so those take the slow path."""
+    import json
+
+    try:
+        saved = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    return set(saved) if isinstance(saved, dict) else set()
 
 
 def _require_config_key(config: Any, key: str, section: str) -> None:

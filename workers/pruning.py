@@ -66,7 +66,7 @@ class OptunaPruningSink:
 
     @classmethod
     def for_job(cls, job: TrialJob) -> OptunaPruningSink:
-        if job.pruning is None or job.optuna_number is None:
+        if job.pruning is None:
             raise ValueError("a pruning sink needs the job's pruning and its Optuna trial")
         trial = live_trial(_study_for(job, job.pruning), job.optuna_number)
         return cls(trial, job.trial_spec.objective.metric, job.pruning.min_epochs)

@@ -35,6 +35,6 @@ def grid_proposals(
         else:
             axes.append((name, sorted({fixed[name], *param.ofat})))
     points: list[dict[str, Any]] = [dict(fixed)]
-    for name, values in axes:
-        points = [{**point, name: value} for point in points for value in values]
+    for name, axis in axes:
+        points = [{**point, name: value} for point in points for value in axis]
     return [Proposal(point, "grid") for point in points]

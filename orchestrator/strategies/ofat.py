@@ -97,10 +97,12 @@ def analyze_ofat(spec: SweepSpec, study: optuna.Study, stage: str, names: list[s
     """Impact of a parameter = the largest |mean objective at a value - baseline mean|.
     With repeats, an impact within the baseline's seed spread (its std) is noise."""
     complete = [
-        t for t in stage_trials(study, stage) if t.state == optuna.trial.TrialState.COMPLETE
+        t
+        for t in stage_trials(study, stage)
+        if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None
     ]
     base = [t for t in complete if _role(t) == "baseline"]
-    base_values = [float(t.value) for t in base]
+    base_values = [float(t.value or 0.0) for t in base]  # complete: every value is set
     base_mean = statistics.fmean(base_values) if base_values else None
     base_std = statistics.stdev(base_values) if len(base_values) > 1 else None
     impacts = [_impact(spec, name, complete, base, base_mean, base_std) for name in names]
@@ -127,7 +129,7 @@ def _impact(
     by_value: dict[Any, list[float]] = {}
     for trial in complete:
         if _role(trial) == "ofat" and trial.params.get(name) != base_value:
-            by_value.setdefault(trial.params[name], []).append(float(trial.value))
+            by_value.setdefault(trial.params[name], []).append(float(trial.value or 0.0))
     effects = []
     for value, scores in sorted(by_value.items(), key=lambda kv: str(kv[0])):
         mean = statistics.fmean(scores)
