@@ -3,6 +3,7 @@ alone, then run through the real orchestrator, Optuna study and store."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -114,3 +115,17 @@ def test_a_strategy_name_cannot_be_taken_twice() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register(Impostor)
     assert STRATEGIES["fixed_list"] is FixedListStrategy
+
+
+def test_no_module_outside_the_strategy_classes_asks_which_strategy_a_stage_has() -> None:
+    repo = Path(__file__).resolve().parents[1]
+    asks = re.compile(r"\bstrategy\s*(==|!=|in\s*[(\[{])")
+    outside = [
+        f"{path.relative_to(repo)}:{number}"
+        for folder in ("cli", "spec", "storage", "workers", "orchestrator", "service")
+        for path in sorted((repo / folder).rglob("*.py"))
+        if "strategies" not in path.parts
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if asks.search(line)
+    ]
+    assert outside == []

@@ -53,16 +53,16 @@ def training_arguments(
     spec: SweepSpec, output_dir: Path, hardware: Hardware, progress: bool
 ) -> dict[str, Any]:
     user = {k: v for k, v in spec.training.items() if k not in EXTRA_TRAINING_KEYS}
-    strategy = spec.eval_strategy
+    schedule = spec.eval_strategy  # "epoch" or "steps": when to evaluate, log and save
     args: dict[str, Any] = {
-        "eval_strategy": strategy,
-        "logging_strategy": strategy,  # one training-loss figure per evaluation row
+        "eval_strategy": schedule,
+        "logging_strategy": schedule,  # one training-loss figure per evaluation row
         "seed": spec.seed,
         "dataloader_pin_memory": hardware.cuda,
         **user,
         **precision_settings(user, hardware),
         "output_dir": str(output_dir),
-        "save_strategy": strategy,
+        "save_strategy": schedule,
         "save_total_limit": 1,
         "save_only_model": True,  # optimizer state would triple the checkpoint size
         "load_best_model_at_end": True,
@@ -72,7 +72,7 @@ def training_arguments(
         "logging_nan_inf_filter": False,
         "disable_tqdm": not progress,
     }
-    if strategy == "steps":
+    if schedule == "steps":
         args.setdefault("eval_steps", 500)
         args["save_steps"] = args["eval_steps"]
         args["logging_steps"] = args["eval_steps"]
