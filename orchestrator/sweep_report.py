@@ -14,6 +14,7 @@ sweep's trials with their evaluations, so `list`, `status`, `watch` and the live
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import JustifyMethod, RenderableType
@@ -21,7 +22,6 @@ from rich.table import Table
 from rich.text import Text
 
 from sweepctl.orchestrator.report import _cell as format_number
-from sweepctl.spec.models import ObjectiveSpec
 from sweepctl.storage import Store, TrialRecord, TrialState, TrialSummary
 from sweepctl.storage.views import EpochStats, StageCount, SweepRow
 
@@ -52,10 +52,26 @@ OFAT_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
 _FINISHED = tuple(state for state in TrialState if state.is_finished)
 
 
-def objective_of(spec: dict[str, Any]) -> ObjectiveSpec:
-    """Only the objective is re-validated: a full SweepSpec check would import transformers
-    and could reject specs stored by an older sweepctl, and `list` must never fail on those."""
-    return ObjectiveSpec.model_validate(spec.get("objective") or {})
+@dataclass(frozen=True)
+class Objective:
+    """A stored spec's objective as the views read it. Not `spec.models.ObjectiveSpec`:
+    importing the spec models (pydantic and every section's rules) is a fifth of what a
+    `sweepctl status` costs, and the spec was validated when the sweep was launched."""
+
+    metric: str
+    maximize: bool
+
+
+def objective_of(spec: dict[str, Any]) -> Objective:
+    """Only the objective is read, with ObjectiveSpec's defaults (f1; without a direction
+    only loss is minimised): a full SweepSpec check would import transformers and could
+    reject specs stored by an older sweepctl, and `list` must never fail on those."""
+    section = spec.get("objective")
+    section = section if isinstance(section, dict) else {}
+    metric = str(section.get("metric", "f1"))
+    direction = section.get("direction")
+    maximize = metric != "loss" if direction is None else direction == "maximize"
+    return Objective(metric, maximize)
 
 
 def best_trials(store: Store, name: str, top: int) -> list[TrialRecord]:
@@ -116,7 +132,7 @@ def sweeps_table(store: Store) -> Table:
 
 
 def _sweep_row(
-    sweep: SweepRow, objective: ObjectiveSpec, extremes: tuple[float, float] | None
+    sweep: SweepRow, objective: Objective, extremes: tuple[float, float] | None
 ) -> list[str]:
     counts = sweep.trial_counts
     done = sum(counts.get(state.name, 0) for state in _FINISHED)
@@ -229,7 +245,7 @@ def _outcome_notes(summary: dict[str, object], kinds: dict[str, int]) -> str:
     return "".join(f", {note}" for note in notes)
 
 
-def _best_line(ranked: list[TrialSummary], objective: ObjectiveSpec) -> Text:
+def _best_line(ranked: list[TrialSummary], objective: Objective) -> Text:
     if not ranked:
         return Text("best so far: no completed trial yet")
     best = ranked[0]

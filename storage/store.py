@@ -8,14 +8,19 @@ payloads are sanitised so SQLite and PostgreSQL answer identically.
 
 from __future__ import annotations
 
+import ast
+import functools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DBAPIError,
     IntegrityError,
     InterfaceError,
     NoSuchModuleError,
@@ -23,12 +28,11 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
-from sweepctl.storage import migrate
 from sweepctl.storage.engine import READ_ONLY_OPTION, create_store_engine
 from sweepctl.storage.errors import StoreError, first_line
 from sweepctl.storage.jsonsafe import sanitize_float, sanitize_json
 from sweepctl.storage.liveness import LivenessMixin
-from sweepctl.storage.models import Artifact, Base, Sweep, Trial, utcnow
+from sweepctl.storage.models import VERSION_TABLE, Artifact, Base, Sweep, Trial, utcnow
 from sweepctl.storage.records import EvaluationRecord, TrialRecord
 from sweepctl.storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
 from sweepctl.storage.states import FailureKind, StateTransitionError, TrialState, check_transition
@@ -43,6 +47,31 @@ __all__ = ["Store", "StoreError"]
 _CREATE_ATTEMPTS = 3
 # Trials an interrupted orchestrator may have left behind.
 _UNFINISHED = (TrialState.PENDING, TrialState.RUNNING)
+_VERSIONS_DIR = Path(__file__).parent / "migrations" / "versions"
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
+
+
+@functools.cache
+def linear_head_revision() -> str | None:
+    """The newest migration, read from the version files' own `revision` and
+    `down_revision` lines without importing Alembic (a third of a read-only command's
+    imports); None unless they form one unbranched chain, and then Alembic decides."""
+    parents: dict[str, str | None] = {}
+    for path in _VERSIONS_DIR.glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
+        if "revision" not in found:
+            continue
+        try:
+            revision = ast.literal_eval(found["revision"])
+            parent = ast.literal_eval(found.get("down_revision", "None"))
+        except (ValueError, SyntaxError):
+            return None
+        if not isinstance(revision, str) or not isinstance(parent, (str, type(None))):
+            return None  # a merge (tuple of parents) or something computed
+        parents[revision] = parent
+    heads = set(parents) - set(parents.values())
+    roots = [revision for revision, parent in parents.items() if parent is None]
+    return heads.pop() if len(heads) == 1 and len(roots) == 1 else None
 
 
 def _transition_values(
@@ -114,6 +143,8 @@ class Store(SweepMixin, ViewMixin, LivenessMixin):
             if read_only:
                 self._check_schema()
             else:
+                from sweepctl.storage import migrate  # Alembic: only a writer may need it
+
                 with self._errors("cannot migrate"):
                     migrate.upgrade(self._engine)
         except BaseException:
@@ -121,7 +152,14 @@ class Store(SweepMixin, ViewMixin, LivenessMixin):
             raise
 
     def _check_schema(self) -> None:
-        """A read-only store cannot migrate: say so instead of failing on a missing column."""
+        """A read-only store cannot migrate: say so instead of failing on a missing column.
+        A store at the head (nearly always) is recognised without Alembic; any other answer
+        is Alembic's, with its error message."""
+        head = linear_head_revision()
+        if head is not None and self._stored_revision() == head:
+            return
+        from sweepctl.storage import migrate
+
         with self._errors("cannot read"):
             current = migrate.current_revision(self._engine)
         if current != migrate.head_revision():
@@ -129,6 +167,15 @@ class Store(SweepMixin, ViewMixin, LivenessMixin):
                 f"database {self.url} is at schema {current or 'none'}, this sweepctl needs "
                 f"{migrate.head_revision()}; open it once with write access to upgrade it"
             )
+
+    def _stored_revision(self) -> str | None:
+        """The one revision in the version table; None when it is missing or holds several."""
+        try:
+            with self._read_session.begin() as session:
+                rows = session.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+        except DBAPIError:
+            return None
+        return str(rows[0][0]) if len(rows) == 1 else None
 
     @property
     def url(self) -> str:

@@ -8,12 +8,18 @@ with the same statements; `Store.list_trials`, the read they replaced, is logged
 control and does fetch every evaluation. The aggregate views are also compared with the
 same figures computed from full TrialRecords, on SQLite and PostgreSQL (their JSON paths
 into the stored configs and specs differ).
+
+Last, the import cost: the commands that only look run in a subprocess under
+`python -X importtime`, which lists every module they imported; none may pull in torch,
+transformers, Ray or datasets, nor Alembic and Optuna, which only writers need.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,18 +28,31 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command as alembic_command
 from rich.console import Console, RenderableType
 from sqlalchemy import Engine, event
 
 from sweepctl.cli import main
 from sweepctl.orchestrator.sweep_report import (
+    objective_of,
     pruning_savings,
     status_renderables,
     sweeps_table,
     trials_table,
 )
-from sweepctl.storage import EvaluationRecord, FailureKind, Store, SweepState, TrialRecord
+from sweepctl.spec.models import OBJECTIVE_METRICS, ObjectiveSpec
+from sweepctl.storage import (
+    EvaluationRecord,
+    FailureKind,
+    Store,
+    StoreError,
+    SweepState,
+    TrialRecord,
+    migrate,
+)
 from sweepctl.storage import TrialState as S
+from sweepctl.storage.engine import create_store_engine
+from sweepctl.storage.store import linear_head_revision
 
 pytest_plugins = ["tests.storage_backends"]
 
@@ -248,3 +267,61 @@ def test_status_and_tables_print_the_aggregates(store: Store) -> None:
     rows = [line for line in text.splitlines() if "lr=" in line and "│" in line]
     assert "lr=-1" in rows[-1] and "0/8" in rows[-1] and "RUNNING" in rows[-1]
     assert "1/4" in rows[-3] and "lr=16" in rows[-3]  # replayed: its budget is the longest run
+
+
+def test_the_light_objective_reads_a_spec_as_objectivespec_does() -> None:
+    """`objective_of` skips pydantic; its defaults and direction rule must not drift."""
+    assert objective_of({}) == objective_of({"objective": None})
+    for metric in (*OBJECTIVE_METRICS, None):
+        for direction in ("maximize", "minimize", None):
+            section = {k: v for k, v in (("metric", metric), ("direction", direction)) if v}
+            light = objective_of({"objective": section})
+            full = ObjectiveSpec.model_validate(section)
+            assert (light.metric, light.maximize) == (full.metric, full.maximize), section
+
+
+# --- import cost ----------------------------------------------------------------------
+
+BANNED = ("torch", "transformers", "ray", "datasets", "alembic", "optuna")
+
+
+def imported(argv: list[str], cwd: Path) -> set[str]:
+    """Top-level packages a `python -m sweepctl ...` run imported, from -X importtime."""
+    run = [sys.executable, "-X", "importtime", "-m", "sweepctl", *argv]
+    result = subprocess.run(run, cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("import time:")]
+    return {line.rsplit("|", 1)[1].strip().split(".")[0] for line in lines[1:]}
+
+
+def test_read_only_commands_import_nothing_heavy(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'imports.db'}"
+    with Store(url) as store:
+        new_sweep(store)
+        add_trials(store, 6, evaluations=2)
+        store.set_sweep_state("big", SweepState.CANCELLED)
+    commands = (["--help"], ["list"], ["status", "big"], ["watch", "big"], ["show", "1"])
+    for argv in commands:
+        db = [] if argv == ["--help"] else ["--db", url]
+        loaded = imported([*argv, *db], tmp_path)
+        assert "sqlalchemy" in loaded or argv == ["--help"]  # the log is the real one
+        assert not loaded & set(BANNED), (argv, sorted(loaded & set(BANNED)))
+
+
+def test_the_head_revision_without_alembic_is_alembics() -> None:
+    assert linear_head_revision() == migrate.head_revision() is not None
+
+
+def test_a_read_only_store_behind_the_head_is_still_refused(tmp_path: Path) -> None:
+    """The fast schema check only ever says yes; a store at 0001 gets Alembic's answer."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_store_engine(url)
+    try:
+        with engine.begin() as connection:
+            alembic_command.upgrade(migrate.alembic_config(connection), "0001")
+    finally:
+        engine.dispose()
+    with pytest.raises(StoreError, match="is at schema 0001, this sweepctl needs 0005"):
+        Store(url, read_only=True)
+    Store(url).close()  # a writer upgrades it; then the fast check accepts it
+    Store(url, read_only=True).close()
