@@ -34,7 +34,12 @@ from sweepctl.storage.jsonsafe import sanitize_float, sanitize_json
 from sweepctl.storage.liveness import LivenessMixin
 from sweepctl.storage.models import VERSION_TABLE, Artifact, Base, Sweep, Trial, utcnow
 from sweepctl.storage.records import EvaluationRecord, TrialRecord
-from sweepctl.storage.rows import TRIAL_LOAD_OPTIONS, evaluation_row, trial_record
+from sweepctl.storage.rows import (
+    TRIAL_LOAD_OPTIONS,
+    changed_rows,
+    evaluation_row,
+    trial_record,
+)
 from sweepctl.storage.states import FailureKind, StateTransitionError, TrialState, check_transition
 from sweepctl.storage.sweeps import SweepMixin
 from sweepctl.storage.urls import normalize_db_url, redact_url
@@ -334,7 +339,7 @@ class Store(SweepMixin, ViewMixin, LivenessMixin):
                 .values(**values)
                 .execution_options(synchronize_session=False)
             )
-            if session.execute(statement).rowcount != 1:
+            if changed_rows(session, statement) != 1:
                 raise StateTransitionError(
                     f"trial {trial_id} changed state concurrently; "
                     f"{current.name} -> {state.name} refused"
@@ -436,7 +441,7 @@ class Store(SweepMixin, ViewMixin, LivenessMixin):
                     .values(**values)
                     .execution_options(synchronize_session=False)
                 )
-                if session.execute(statement).rowcount != len(ids):
+                if changed_rows(session, statement) != len(ids):
                     raise StateTransitionError(
                         f"trials of sweep {sweep!r} changed state concurrently; "
                         f"none were marked {state.name}"

@@ -185,7 +185,7 @@ class ViewMixin:
         """Every trial of a sweep by number (or only `trial_ids`, those of this sweep, or
         only those created, started, evaluated or finished after `changed_after`), with
         its evaluation count and last epoch."""
-        counts = (
+        grouped = (
             select(
                 Evaluation.trial_id,
                 func.count().label("n"),
@@ -197,8 +197,8 @@ class ViewMixin:
             .group_by(Evaluation.trial_id)
         )
         if trial_ids is not None:  # count only their evaluations, not the whole sweep's
-            counts = counts.where(Evaluation.trial_id.in_(list(trial_ids)))
-        counts = counts.subquery()
+            grouped = grouped.where(Evaluation.trial_id.in_(list(trial_ids)))
+        counts = grouped.subquery()
         query = (
             select(*_SUMMARY_COLUMNS, counts.c.n, counts.c.last_epoch, counts.c.last_evaluation_at)
             .outerjoin(counts, counts.c.trial_id == Trial.id)
@@ -226,7 +226,7 @@ class ViewMixin:
         running = select(Trial.number).where(sweep, Trial.state == TrialState.RUNNING)
         with self._errors(), self._read_session.begin() as session:
             return SweepStats(
-                completed=[(n, i, float(v)) for n, i, v in session.execute(completed)],
+                completed=[(n, i, v) for n, i, v in session.execute(completed) if v is not None],
                 running=sorted(session.scalars(running)),
                 by_stage=_stage_counts(session, sweep_id),
             )
