@@ -245,7 +245,7 @@ def _status(store: Any, name: str) -> list[Any]:
 
 
 def cmd_cancel(args: argparse.Namespace, console: Console) -> int:
-    from sweepctl.orchestrator.sweep import CANCEL_REASON
+    from sweepctl.orchestrator.reasons import CANCEL_REASON
     from sweepctl.spec.errors import UsageError
     from sweepctl.storage import SweepState, TrialState
 

@@ -21,6 +21,7 @@ import optuna
 
 from sweepctl.orchestrator.outcomes import ATTEMPT_ATTR, Outcome, tell
 from sweepctl.orchestrator.proposals import Proposal
+from sweepctl.orchestrator.reasons import CANCEL_REASON
 from sweepctl.orchestrator.retries import (
     attempt_attrs,
     histories,
@@ -53,7 +54,6 @@ from sweepctl.spec.plan import PruningSpec, StageSpec
 from sweepctl.storage import StateTransitionError, Store, StoreError, SweepState, TrialState
 from sweepctl.workers.job import JobResult, TrialJob
 
-CANCEL_REASON = "cancelled by sweepctl cancel"
 log = logging.getLogger("sweepctl.stage")
 MAX_REPEAT_STREAK = 50  # sampled proposals in a row that were all known: the stage ends
 

@@ -21,12 +21,12 @@ import optuna
 
 from sweepctl.orchestrator.outcomes import Outcome, tell
 from sweepctl.orchestrator.ownership import LeaseKeeper
+from sweepctl.orchestrator.reasons import CANCEL_REASON, CRASH_REASON, INTERRUPT_REASON
 from sweepctl.orchestrator.retries import stage_tally
 from sweepctl.orchestrator.reuse import is_reused
 from sweepctl.orchestrator.run import SweepRun
 from sweepctl.orchestrator.search import finished_ok, stage_trials
 from sweepctl.orchestrator.stage_runner import (
-    CANCEL_REASON,
     MAX_REPEAT_STREAK,
     StageProposer,
     run_stage,
@@ -50,9 +50,6 @@ __all__ = [
     "resume",
     "start",
 ]
-
-CRASH_REASON = "the orchestrator stopped while this trial ran; retried on resume"
-INTERRUPT_REASON = "sweepctl was interrupted (Ctrl-C or SIGTERM); retried on resume"
 
 
 def launch(run: SweepRun) -> SweepState:

@@ -104,7 +104,7 @@ def get_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
 @router.post("/sweeps/{sweep_id}/cancel")
 def cancel_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
     """What `sweepctl cancel` does: the orchestrator sees the state and stops its trials."""
-    from sweepctl.orchestrator.sweep import CANCEL_REASON
+    from sweepctl.orchestrator.reasons import CANCEL_REASON
 
     sweep = sweep_or_404(store, sweep_id)
     if sweep.state not in (SweepState.PENDING, SweepState.RUNNING):

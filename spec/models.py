@@ -107,7 +107,7 @@ class DatasetSpec(BaseModel):
             raise ValueError("class_files needs one entry per class (at least two)")
         if self.path in FILE_BUILDERS and not (self.data_files or self.class_files):
             raise ValueError(f"path '{self.path}' needs data_files or class_files")
-        if self.path in FILE_BUILDERS:
+        if self.path in FILE_BUILDERS and self.builder_kwargs:  # none: nothing to import
             _check_builder_kwargs(self.path, self.builder_kwargs)
         return self
 
