@@ -26,11 +26,6 @@ from sweepctl.sweep_cli import register as register_sweep_commands
 # Tokenization happens once per sweep in datasets.map; the fast tokenizers' own thread pool
 # would only fight Trainer's dataloader for the same cores and print fork warnings.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# Python's exit collects garbage over every object still alive (SQLAlchemy's and rich's
-# classes among them): a fifth of a `sweepctl status`. Frozen objects are skipped and the
-# OS frees the process whole. Registered on import, so it runs after every other exit
-# handler (Ray's, W&B's), and a test process that imports this only freezes as it ends.
-atexit.register(gc.freeze)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Python's exit collects garbage over every object still alive (SQLAlchemy's and rich's
+    # classes among them): a fifth of a `sweepctl status`. Frozen objects are skipped and
+    # the OS frees the process whole. Registered before the command runs, so it runs after
+    # the exit handlers the command registers (Ray's, W&B's).
+    atexit.register(gc.freeze)
     args = build_parser().parse_args(argv)
     to_stderr = bool(getattr(args, "json", False))
     stream = sys.stderr if to_stderr else sys.stdout

@@ -71,7 +71,6 @@ class StageProposer:
         self.space = distributions(run.spec)
         base = baseline(run.spec)
         self.ctx = StageContext.of(run.spec, stage, run.reports, base, best_params(run.study, base))
-        self.names, self.fixed = self.ctx.names, self.ctx.fixed
         self.known = KnownConfigs.of(run.study)
         self.queue: list[Proposal] = self._unsettled(self.strategy.planned_points(self.ctx))
         self.left = 0
@@ -85,7 +84,7 @@ class StageProposer:
             self.left = max(0, (self.strategy.trial_budget(self.ctx) or 0) - done)
             self.queue += unsettled_tries(run.study, stage.name, self.policy)
             self.ended_by = "n_trials"
-            self.size = space_size({n: self.space[n] for n in self.names})
+            self.size = space_size({n: self.space[n] for n in self.ctx.names})
 
     def _unsettled(self, proposals: list[Proposal]) -> list[Proposal]:
         """Points without a settled history, each numbered as its next attempt."""
@@ -119,8 +118,8 @@ class StageProposer:
         return sum(repeat == 0 and self._pinned(dict(items)) for repeat, items in keys)
 
     def _pinned(self, params: dict[str, Any]) -> bool:
-        pinned = all(params.get(k) == v for k, v in self.fixed.items())
-        return pinned and all(in_space(self.space[n], params.get(n)) for n in self.names)
+        pinned = all(params.get(k) == v for k, v in self.ctx.fixed.items())
+        return pinned and all(in_space(self.space[n], params.get(n)) for n in self.ctx.names)
 
     def ask(self) -> tuple[optuna.Trial, Proposal] | None:
         """A trial to launch, or None when the proposal was answered without a worker."""

@@ -8,12 +8,8 @@ payloads are sanitised so SQLite and PostgreSQL answer identically.
 
 from __future__ import annotations
 
-import ast
-import functools
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -34,6 +30,7 @@ from sweepctl.storage.jsonsafe import sanitize_float, sanitize_json
 from sweepctl.storage.liveness import LivenessMixin
 from sweepctl.storage.models import VERSION_TABLE, Artifact, Base, Sweep, Trial, utcnow
 from sweepctl.storage.records import EvaluationRecord, TrialRecord
+from sweepctl.storage.revisions import linear_head_revision
 from sweepctl.storage.rows import (
     TRIAL_LOAD_OPTIONS,
     changed_rows,
@@ -52,31 +49,6 @@ __all__ = ["Store", "StoreError"]
 _CREATE_ATTEMPTS = 3
 # Trials an interrupted orchestrator may have left behind.
 _UNFINISHED = (TrialState.PENDING, TrialState.RUNNING)
-_VERSIONS_DIR = Path(__file__).parent / "migrations" / "versions"
-_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*$", re.M)
-
-
-@functools.cache
-def linear_head_revision() -> str | None:
-    """The newest migration, read from the version files' own `revision` and
-    `down_revision` lines without importing Alembic (a third of a read-only command's
-    imports); None unless they form one unbranched chain, and then Alembic decides."""
-    parents: dict[str, str | None] = {}
-    for path in _VERSIONS_DIR.glob("*.py"):
-        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
-        if "revision" not in found:
-            continue
-        try:
-            revision = ast.literal_eval(found["revision"])
-            parent = ast.literal_eval(found.get("down_revision", "None"))
-        except (ValueError, SyntaxError):
-            return None
-        if not isinstance(revision, str) or not isinstance(parent, (str, type(None))):
-            return None  # a merge (tuple of parents) or something computed
-        parents[revision] = parent
-    heads = set(parents) - set(parents.values())
-    roots = [revision for revision, parent in parents.items() if parent is None]
-    return heads.pop() if len(heads) == 1 and len(roots) == 1 else None
 
 
 def _transition_values(

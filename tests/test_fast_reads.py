@@ -52,7 +52,7 @@ from sweepctl.storage import (
 )
 from sweepctl.storage import TrialState as S
 from sweepctl.storage.engine import create_store_engine
-from sweepctl.storage.store import linear_head_revision
+from sweepctl.storage.revisions import linear_head_revision
 
 pytest_plugins = ["tests.storage_backends"]
 

@@ -10,7 +10,7 @@ one; the runners (trial, replay, a `python:` function) take a job and return a J
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -39,9 +39,6 @@ class TrialJob:
     def trial_spec(self) -> SweepSpec:
         """The spec, validated once per job however many parts of the worker read it."""
         return SweepSpec.model_validate(self.spec, context={RESOLVED: True})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -56,13 +56,11 @@ class LiveTrial:
     on_end: list[Callable[[TrialState, dict[str, Any]], None]] = field(default_factory=list)
     state: TrialState = TrialState.RUNNING
     failure: Failure | None = None
-    evaluations: int = 0
 
     def record(self, row: EvaluationRow) -> None:
         """Store the row, then hand it to the sinks: a pruning sink that raises
         TrialPruned leaves exactly the evaluations it saw."""
         self.store.record_evaluation(self.id, evaluation_record(row))
-        self.evaluations += 1
         for sink in self.sinks:
             sink(row)
 

@@ -196,6 +196,7 @@ def run_curve(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
     pause = _step_seconds()
     started = time.perf_counter()
     seen: list[float] = []
+    best: float | None = None
     new = NewTrial(job.sweep, job.spec, plan.params, job.stage, job.optuna_number)
     with (
         Store(job.db_url) as store,
@@ -218,7 +219,7 @@ def run_curve(job: TrialJob, plan: Plan, sinks: list[Any]) -> JobResult:
     return JobResult(
         job.optuna_number,
         trial.state.value,
-        objective=None if failure else (min(seen) if seen else None),
+        objective=None if failure else best,
         trial_id=trial.id,
         epochs_run=len(seen),
         max_epochs=len(plan.curve),
