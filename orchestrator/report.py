@@ -68,6 +68,17 @@ def provenance_line(record: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def interval_text(interval: dict[str, Any] | None) -> str:
+    """`  (95% interval 0.638-0.727, wilson, 408 rows)`, or nothing for a trial without one
+    (loss objectives, replays, trials stored before intervals existed)."""
+    if not interval:
+        return ""
+    return (
+        f"  ({interval['confidence']:.0%} interval {interval['low']:.4f}-{interval['high']:.4f}, "
+        f"{interval['method']}, {interval['n']} rows)"
+    )
+
+
 def print_trial(console: Console, record: dict[str, Any]) -> None:
     """Prints a stored trial (TrialRecord.to_dict()) the same way `trial` does."""
     state = record["state"]
@@ -85,7 +96,10 @@ def print_trial(console: Console, record: dict[str, Any]) -> None:
         objective = (record.get("config") or {}).get("objective", {}).get("metric", "objective")
         console.print(
             f"best {objective}: {record['objective']:.4f} at epoch {metrics.get('epoch')}"
+            + interval_text(metrics.get("objective_interval"))
         )
+    if metrics.get("degenerate"):
+        console.print(f"[yellow]degenerate: {metrics['degenerate']}[/yellow]")
     if "per_class_recall" in metrics:
         recalls = ", ".join(f"{k}={v:.3f}" for k, v in metrics["per_class_recall"].items())
         console.print(f"per-class recall: {recalls}")

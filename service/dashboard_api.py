@@ -95,7 +95,8 @@ def sweep_importance(sweep_id: int, store: StoreDep, settings: SettingsDep) -> d
 
 @router.get("/trials/{trial_id}")
 def trial_detail(trial_id: int, store: StoreDep) -> dict[str, Any]:
-    """One trial with its evaluations, metrics, resources, artifacts and error."""
+    """One trial with its evaluations, metrics, resources, artifacts and error, and its
+    objective's evaluation interval and degenerate reason (null when it has none)."""
     trial = trial_or_404(store, trial_id)
     return trial_payload(store, trial)
 
@@ -109,6 +110,7 @@ def trial_or_404(store: Store, trial_id: int) -> TrialRecord:
 
 def trial_payload(store: Store, trial: TrialRecord) -> dict[str, Any]:
     payload = trial.to_dict()
+    payload |= data.noise_fields(trial.metrics)
     payload["sweep_id"] = _sweep_id(store, trial.sweep_name)
     payload["epochs"] = data.epoch_rows(trial.evaluations)
     payload["overfitting_from_epoch"] = data.overfitting_epoch(trial.evaluations)

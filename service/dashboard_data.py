@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sweepctl.storage import EvaluationRecord, SweepRecord, TrialState, TrialSummary
+from sweepctl.workers.noise import DEGENERATE_KEY, OBJECTIVE_INTERVAL_KEY
+from sweepctl.workers.predictions import PREDICTIONS_KEY
 
 MAX_CURVES = 50  # learning curves drawn at once; more is unreadable and only costs reads
 EPOCH_FIELDS = ("training_loss", "eval_loss", "accuracy", "f1", "precision", "recall")
@@ -122,6 +124,19 @@ def curve(trial: TrialSummary, evaluations: Sequence[EvaluationRecord]) -> dict[
         "training_loss": [_finite(row.training_loss) for row in evaluations],
         "eval_loss": [_finite(row.eval_loss) for row in evaluations],
         "overfitting_from_epoch": overfitting_epoch(evaluations),
+    }
+
+
+def noise_fields(metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The trial detail's evaluation noise, at top level so a reader need not know where
+    the worker stored it; the metrics lose the raw predictions, which only the confirm
+    stage re-scores and which would fill the page's metrics table with base64."""
+    if metrics is None:
+        return {"metrics": None, "objective_interval": None, "degenerate": None}
+    return {
+        "metrics": {k: v for k, v in metrics.items() if k != PREDICTIONS_KEY},
+        "objective_interval": metrics.get(OBJECTIVE_INTERVAL_KEY),
+        "degenerate": metrics.get(DEGENERATE_KEY),
     }
 
 

@@ -4,7 +4,7 @@ them. The sweep page's scripts format live values the same way (assets/common.js
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,8 @@ def number(value: Any) -> str:
     """Four significant digits, the precision `sweepctl status` prints; blanks stay blank."""
     if blank(value):
         return "–"
+    if _is_interval(value):  # a stored Interval.to_dict(), e.g. metrics.objective_interval
+        return f"{number(value['estimate'])} ({number(value['low'])}–{number(value['high'])})"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
@@ -27,6 +29,10 @@ def number(value: Any) -> str:
     if not math.isfinite(value):
         return str(value)
     return f"{value:.4g}"
+
+
+def _is_interval(value: Any) -> bool:
+    return isinstance(value, Mapping) and {"estimate", "low", "high"} <= value.keys()
 
 
 def duration(seconds: Any) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 from sweepctl.storage import EvaluationRecord, Store, TrialState
 from sweepctl.workers.job import failure_kind_of, first_line
+from sweepctl.workers.noise import summary_fields
 from sweepctl.workers.rows import EvaluationRow, Sink
 
 INTERRUPTED = "interrupted by the user"
@@ -75,7 +76,10 @@ class LiveTrial:
         self.store.set_trial_state(
             self.id, state, objective=objective, metrics=metrics, resources=resources
         )
+        # W&B's summary: scalars, the interval's bounds and the degenerate reason; never the
+        # confusion matrix or the stored predictions
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        scalars |= summary_fields(metrics)
         resource_keys = {f"resources/{k}": v for k, v in resources.items()}
         self._ended(state, {"objective": objective, **scalars, **resource_keys})
 

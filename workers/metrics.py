@@ -4,7 +4,8 @@ Binary tasks report the positive class (label 1) for F1/precision/recall, as pap
 multi-class tasks report macro and weighted averages, with `f1`/`precision`/`recall`
 meaning the macro average so that `objective.metric: f1` works for both. Per-class recall
 and the confusion matrix are not scalars, so Trainer cannot log them: they are kept aside
-per evaluation and joined to the trial's result afterwards.
+per evaluation and joined to the trial's result afterwards. The row-level predictions are
+kept aside too (workers.predictions), for the best checkpoint's evaluation interval.
 """
 
 from __future__ import annotations
@@ -14,23 +15,32 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from sweepctl.workers.predictions import MAX_CLASSES, ValidationPredictions
+
 
 class ClassificationMetrics:
-    """The `compute_metrics` callable for Trainer; remembers the last evaluation's details."""
+    """The `compute_metrics` callable for Trainer; remembers the last evaluation's details
+    and predictions (None beyond MAX_CLASSES labels, which one byte cannot hold)."""
 
     def __init__(self, label_names: list[str]) -> None:
         self.label_names = label_names
         self.last_details: dict[str, Any] = {}
+        self.last_predictions: ValidationPredictions | None = None
 
     def __call__(self, prediction: Any) -> dict[str, float]:
         logits = prediction.predictions
         if isinstance(logits, tuple):
             logits = logits[0]
         predicted = np.asarray(logits).argmax(axis=-1)
-        scores, details = classification_scores(
-            np.asarray(prediction.label_ids), predicted, self.label_names
-        )
+        labels = np.asarray(prediction.label_ids)
+        scores, details = classification_scores(labels, predicted, self.label_names)
         self.last_details = details
+        classes = len(self.label_names)
+        self.last_predictions = (
+            ValidationPredictions.from_ids(labels, predicted, classes)
+            if classes <= MAX_CLASSES
+            else None
+        )
         return scores
 
 

@@ -49,6 +49,7 @@ class EvaluationRecorder(TrainerCallback):
             grad_norm=_number(self._train_log.get("grad_norm")),
             metrics=_eval_scalars(metrics),
             details=self.metrics.last_details,
+            predictions=self.metrics.last_predictions,
         )
         self.rows.append(row)
         for sink in self.sinks:

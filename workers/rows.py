@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweepctl.workers.predictions import ValidationPredictions
+
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite; the trial cannot recover from that."""
@@ -25,6 +27,8 @@ class EvaluationRow:
     grad_norm: float | None
     metrics: dict[str, float]
     details: dict[str, Any] = field(default_factory=dict)
+    # the rows behind `metrics`; not stored per evaluation, only the best one's on the trial
+    predictions: ValidationPredictions | None = None
 
     def metric(self, name: str) -> float | None:
         return self.eval_loss if name == "loss" else self.metrics.get(name)

@@ -5,6 +5,7 @@ prepare (model, tokenizer, data, labels)   <- every bad-input error happens here
 trial_lifecycle (workers.lifecycle): PENDING row adopted or created, then RUNNING
     |  Trainer: one evaluation row per epoch -> store, W&B, console
     |  early stopping; the best checkpoint is loaded back at the end
+the best evaluation's predictions: objective interval, degenerate reason (workers.noise)
 best checkpoint saved, per-epoch checkpoints deleted, test split evaluated once
 trial.finish                  COMPLETED | PRUNED (objective, metrics, resources)
 the lifecycle on an exception FAILED (NaN/inf loss, crash: reason + traceback + kind)
@@ -36,6 +37,7 @@ from sweepctl.workers.models import (
     load_tokenizer,
     resolve_model_source,
 )
+from sweepctl.workers.noise import evaluation_noise
 from sweepctl.workers.recorder import EpochProgress, EvaluationRecorder, GuardedTrainer
 from sweepctl.workers.rows import EvaluationRow, Sink
 from sweepctl.workers.tracking import WandbTracker
@@ -220,6 +222,7 @@ def _train(
         "epoch": best.epoch,
         "step": best.step,
         **best.details,
+        **_noise(best, prepared),
     }
     if test is not None:
         final["test"] = test
@@ -253,7 +256,12 @@ def _pruned(
         trial_id=trial_id,
         state=TrialState.PRUNED,
         objective=best.metric(prepared.spec.objective.metric),
-        metrics={**best.metrics, "eval_loss": best.eval_loss, "epoch": best.epoch},
+        metrics={
+            **best.metrics,
+            "eval_loss": best.eval_loss,
+            "epoch": best.epoch,
+            **_noise(best, prepared),
+        },
         resources=resources,
         evaluations=list(rows),
     )
@@ -294,6 +302,13 @@ def _best_row(rows: list[EvaluationRow], best_step: int | None, spec: SweepSpec)
             return row
     sign = 1.0 if spec.objective.maximize else -1.0
     return max(rows, key=lambda r: sign * (r.metric(spec.objective.metric) or float("-inf")))
+
+
+def _noise(best: EvaluationRow, prepared: PreparedTrial) -> dict[str, Any]:
+    """The best checkpoint's predictions, its objective's interval and, for a trial that
+    learnt nothing, why (workers.noise); stored once, on the trial, not per evaluation."""
+    metric = prepared.spec.objective.metric
+    return evaluation_noise(best.predictions, metric, prepared.data.label_names)
 
 
 def _evaluate_test(trainer: Any, prepared: PreparedTrial) -> dict[str, Any] | None:
