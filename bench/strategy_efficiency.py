@@ -37,7 +37,6 @@ import math
 import os
 import platform
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -54,18 +53,26 @@ if str(REPO_ROOT) not in sys.path:  # `python bench/strategy_efficiency.py` from
 from bench.efficiency_plans import (  # noqa: E402 (after the sys.path line)
     CHOSEN_PRUNING,
     DATASET,
+    DEFAULT_PLANS,
     GRID,
+    LANDSCAPES,
     PLAN_NAMES,
     PRUNERS,
     Plan,
     plans,
     sweep_spec,
 )
+from bench.efficiency_report import (  # noqa: E402
+    LEGEND,
+    NEAR,
+    plan_summary,
+    render_corpus,
+    rows,
+    verdicts,
+)
 
 NMTLC_FILE = REPO_ROOT.parent / "shared" / "data" / "nmtlc" / "nmtlc.json"
 TOLERANCE = 1e-9
-ISSUE_TARGET_FRACTION = 0.25
-NEAR = 0.01  # a second, looser mark: within 1% of the grid best
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,8 @@ class Job:
     seed: int
     nmtlc: str
     target: float | None  # None: run the whole plan (the reference grid)
+    corpus: str = DATASET
+    budget: int | None = None  # trainings in all; the run is cancelled at the cap
 
 
 TrialStep = tuple[int, float | None, str]  # evaluations stored, COMPLETED objective, params
@@ -82,6 +91,7 @@ TrialStep = tuple[int, float | None, str]  # evaluations stored, COMPLETED objec
 
 @dataclass
 class Outcome:
+    corpus: str
     plan: str
     pruning: str
     seed: int
@@ -102,19 +112,24 @@ class Outcome:
 
 
 class StopAtTarget:
-    """The sweep's on_event hook: cancel the sweep once a trial reaches the target, through
-    the store, exactly as `sweepctl cancel` does from another terminal."""
+    """The sweep's on_event hook: cancel the sweep once a trial reaches the target, or once
+    it has trained `budget` times, through the store, exactly as `sweepctl cancel` does
+    from another terminal. The budget cap gives a staged plan the same number of trainings
+    as plain TPE, whatever its OFAT and grid stages happened to cost."""
 
-    def __init__(self, store: Any, name: str, target: float | None) -> None:
-        self.store, self.name, self.target = store, name, target
+    def __init__(self, store: Any, name: str, target: float | None, budget: int | None) -> None:
+        self.store, self.name, self.target, self.budget = store, name, target, budget
+        self.trainings = 0
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
-        result = data.get("result")
-        if kind != "trial_finished" or self.target is None or not _hits(result, self.target):
+        if kind != "trial_finished":
             return
-        from sweepctl.storage import SweepState
+        self.trainings += 1
+        hit = self.target is not None and _hits(data.get("result"), self.target)
+        if hit or (self.budget is not None and self.trainings >= self.budget):
+            from sweepctl.storage import SweepState
 
-        self.store.set_sweep_state(self.name, SweepState.CANCELLED)
+            self.store.set_sweep_state(self.name, SweepState.CANCELLED)
 
 
 def _hits(result: Any, target: float) -> bool:
@@ -156,12 +171,12 @@ def run_job(job: Job) -> Outcome:
     from sweepctl.storage import Store
 
     started = time.perf_counter()
-    spec = sweep_spec(job.plan, job.pruning, job.seed)
+    spec = sweep_spec(job.plan, job.pruning, job.seed, job.corpus)
     with tempfile.TemporaryDirectory(prefix="bench-efficiency-") as tmp:
         url = f"sqlite:///{tmp}/sweep.db"
         store = Store(url)
         try:
-            hook = StopAtTarget(store, spec.name, job.target)
+            hook = StopAtTarget(store, spec.name, job.target, job.budget)
             run = SweepRun(spec, store, InlineBackend(), url, tmp, f"replay:{job.nmtlc}", hook)
             with shuffled_grid(job.seed if job.plan.shuffle_grid else None):
                 launch(run)
@@ -197,6 +212,7 @@ def outcome_from_sequence(job: Job, per_trial: list[TrialStep]) -> Outcome:
     near = _first_at_most(per_trial, target * (1 + NEAR) + TOLERANCE)
     scores = [o for _, o, _ in per_trial if o is not None]
     return Outcome(
+        corpus=job.corpus,
         plan=job.plan.name,
         pruning=job.pruning,
         seed=job.seed,
@@ -259,23 +275,24 @@ def warm_worker(nmtlc: str) -> None:
     ReplayRunner.cached(Path(nmtlc))
 
 
-def reference_grid(nmtlc: str) -> Outcome:
+def reference_grid(nmtlc: str, corpus: str) -> Outcome:
     """The full grid, itertools order, no pruning: the target and 100% of the compute."""
     warm_worker(nmtlc)
-    return run_job(Job(replace(GRID, shuffle_grid=False), "none", 0, nmtlc, None))
+    plan = replace(GRID, shuffle_grid=False)
+    return run_job(Job(plan, "none", 0, nmtlc, None, corpus))
 
 
-def jobs_for(args: argparse.Namespace, target: float) -> list[Job]:
-    """Longest first, so two workers finish together."""
+def jobs_for(args: argparse.Namespace, corpus: str, target: float) -> list[Job]:
     jobs = []
     for plan in plans(args):
         for pruning in args.pruning:
             if plan.shuffle_grid and pruning == "none" and not args.rerun_grid:
                 continue  # derived from the reference run
+            budget = None if plan.shuffle_grid or plan.name == "gp" else args.n_trials
             seeds = _seeds(args, plan, pruning)
-            jobs += [Job(plan, pruning, seed, str(args.nmtlc), target) for seed in seeds]
-    weight = {"grid": 0, "gp": 1}
-    return sorted(jobs, key=lambda j: (weight.get(j.plan.name, 2), j.pruning == "none"))
+            nmtlc = str(args.nmtlc)
+            jobs += [Job(plan, pruning, seed, nmtlc, target, corpus, budget) for seed in seeds]
+    return jobs
 
 
 def _seeds(args: argparse.Namespace, plan: Plan, pruning: str) -> list[int]:
@@ -287,128 +304,26 @@ def _seeds(args: argparse.Namespace, plan: Plan, pruning: str) -> list[int]:
     return [args.seed_base + i for i in range(count)]
 
 
-def run_all(args: argparse.Namespace) -> tuple[Outcome, list[Outcome]]:
-    reference = reference_grid(str(args.nmtlc))
-    assert reference.best is not None and reference.failed == 0, "the reference grid failed"
-    jobs = jobs_for(args, reference.best)
-    pool = ProcessPoolExecutor(args.jobs, initializer=warm_worker, initargs=(str(args.nmtlc),))
+def run_all(args: argparse.Namespace) -> tuple[dict[str, Outcome], list[Outcome]]:
+    """Every corpus's reference grid first (each is its target), then every job of every
+    corpus in one pool, longest first so the workers finish together."""
+    nmtlc = str(args.nmtlc)
+    pool = ProcessPoolExecutor(args.jobs, initializer=warm_worker, initargs=(nmtlc,))
     with pool:
+        grids = pool.map(reference_grid, [nmtlc] * len(args.corpus), args.corpus)
+        references = dict(zip(args.corpus, grids, strict=True))
+        for corpus, reference in references.items():
+            assert reference.best is not None and reference.failed == 0, f"{corpus}: grid failed"
+        jobs = [j for c in args.corpus for j in jobs_for(args, c, references[c].best or 0.0)]
+        weight = {"grid": 0, "gp": 1}
+        jobs.sort(key=lambda j: (weight.get(j.plan.name, 2), j.pruning == "none"))
         outcomes = list(pool.map(run_job, jobs))
     if "grid" in args.plans and "none" in args.pruning and not args.rerun_grid:
-        for seed in _seeds(args, GRID, "none"):
-            job = Job(GRID, "none", seed, str(args.nmtlc), reference.best)
-            outcomes.append(reordered_grid(reference, job))
-    return reference, outcomes
-
-
-# --- reporting --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    """One plan x pruning, medians over its seeds; a seed that never reached a mark counts
-    as infinite compute, so a median is finite only if at least half the seeds got there."""
-
-    plan: str
-    pruning: str
-    seeds: int
-    reached: int
-    median_epochs: float
-    median_trials: float
-    near_reached: int
-    median_near_epochs: float
-    median_spent: float
-    median_repeat_epochs: float
-    median_best: float
-
-
-def rows(outcomes: list[Outcome]) -> list[Row]:
-    groups: dict[tuple[str, str], list[Outcome]] = {}
-    for outcome in outcomes:
-        groups.setdefault((outcome.plan, outcome.pruning), []).append(outcome)
-    return [_row(plan, pruning, group) for (plan, pruning), group in groups.items()]
-
-
-def _row(plan: str, pruning: str, group: list[Outcome]) -> Row:
-    return Row(
-        plan=plan,
-        pruning=pruning,
-        seeds=len(group),
-        reached=sum(o.reached for o in group),
-        median_epochs=_median_or_inf([o.epochs_to_reach for o in group]),
-        median_trials=_median_or_inf([o.trials_to_reach for o in group]),
-        near_reached=sum(o.epochs_to_near is not None for o in group),
-        median_near_epochs=_median_or_inf([o.epochs_to_near for o in group]),
-        median_spent=statistics.median(o.epochs_run for o in group),
-        median_repeat_epochs=statistics.median(o.repeat_epochs for o in group),
-        median_best=statistics.median(o.best if o.best is not None else math.inf for o in group),
-    )
-
-
-def _median_or_inf(values: list[int | None]) -> float:
-    return statistics.median(math.inf if v is None else v for v in values)
-
-
-HEADER = (
-    f"{'plan':<18} | {'pruning':<22} | {'to grid best':>12} | {'% grid':>6} | {'reached':>7} "
-    f"| {'trials':>6} | {'to 1%':>5} | {'% grid':>6} | {'in 1%':>5} | {'spent':>5} "
-    f"| {'re-run':>6} | {'best':>7}"
-)
-
-
-def render(reference: Outcome, table: list[Row], env: dict[str, Any]) -> str:
-    full = reference.epochs_run
-    lines = [
-        f"NMTLC {DATASET}: {len(reference.per_trial)} grid configurations, full grid = {full} "
-        f"trial-epochs, grid best (target) = {reference.best:.6f} perplexity",
-        f"Python {env['python']}, optuna {env['optuna']}, {env['usable_cpus']} CPUs",
-        "",
-        HEADER,
-        "-" * len(HEADER),
-        *(_render_row(row, full) for row in table),
-        "",
-        "columns (medians over seeds; 'inf'/'-' = not reached in most seeds):",
-        "  to grid best: trial-epochs until a COMPLETED trial matched the grid best; "
-        "reached: seeds that got there",
-        f"  to 1%: the same for the looser mark objective <= {1 + NEAR:g} x grid best",
-        "  spent: trial-epochs the run used (up to the grid best, else its whole budget); "
-        "re-run: of those, on configurations the run had already tried; best: best COMPLETED",
-    ]
-    return "\n".join(lines)
-
-
-def _render_row(row: Row, full: int) -> str:
-    return (
-        f"{row.plan:<18} | {row.pruning:<22} | {_count(row.median_epochs):>12} | "
-        f"{_share(row.median_epochs, full):>6} | {row.reached:>3}/{row.seeds:<3} | "
-        f"{_count(row.median_trials):>6} | {_count(row.median_near_epochs):>5} | "
-        f"{_share(row.median_near_epochs, full):>6} | {row.near_reached:>2}/{row.seeds:<2} | "
-        f"{row.median_spent:>5.0f} | {row.median_repeat_epochs:>6.0f} | {row.median_best:>7.4f}"
-    )
-
-
-def _count(value: float) -> str:
-    return "inf" if math.isinf(value) else f"{value:.0f}"
-
-
-def _share(value: float, full: int) -> str:
-    return "-" if math.isinf(value) else f"{100 * value / full:.1f}%"
-
-
-def verdict(table: list[Row], full: int) -> list[str]:
-    """The issue's question, answered for every staged setting run with pruning."""
-    lines = []
-    for row in table:
-        if row.plan.startswith("staged") and row.pruning != "none":
-            share = row.median_epochs / full
-            meets = "MEETS" if share <= ISSUE_TARGET_FRACTION else "MISSES"
-            shown = "never (median)" if math.isinf(share) else f"{100 * share:.1f}%"
-            lines.append(
-                f"{row.plan} + {row.pruning}: {shown} of the grid's compute to the grid best, "
-                f"reached in {row.reached}/{row.seeds} seeds -> {meets} the issue's <= "
-                f"{100 * ISSUE_TARGET_FRACTION:.0f}%"
-            )
-    return lines
+        for corpus, reference in references.items():
+            for seed in _seeds(args, GRID, "none"):
+                job = Job(GRID, "none", seed, nmtlc, reference.best, corpus)
+                outcomes.append(reordered_grid(reference, job))
+    return references, outcomes
 
 
 def environment() -> dict[str, Any]:
@@ -438,11 +353,22 @@ def _staged_setting(text: str) -> tuple[int, int, int]:
     return grid_top, bayes_top, n_trials
 
 
+def _corpora(text: str) -> list[str]:
+    names = list(LANDSCAPES) if text == "all" else text.split(",")
+    unknown = [name for name in names if name not in LANDSCAPES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown corpus {unknown}; known: {list(LANDSCAPES)}")
+    return names
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--corpus", type=_corpora, default=list(LANDSCAPES), help="NAME[,NAME] or all (default)"
+    )
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--seed-base", type=int, default=0, help="seeds are base..base+n-1")
-    parser.add_argument("--n-trials", type=int, default=100, help="random and TPE budget")
+    parser.add_argument("--n-trials", type=int, default=100, help="trainings per plan (budget)")
     parser.add_argument("--gp-trials", type=int, default=100)
     parser.add_argument("--gp-seeds", type=int, default=5, help="fewer seeds: time budget")
     parser.add_argument("--grid-pruning-seeds", type=int, default=3, help="the same reason")
@@ -451,12 +377,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_staged_setting,
         action="append",
         metavar="GRID_TOP,BAYES_TOP,N_TRIALS",
-        help="a staged-plan setting (repeatable); default 2,3,40 and 2,4,40",
+        help="a literal staged-plan setting (repeatable); default 2,3,40",
     )
+    parser.add_argument(
+        "--release-grid-top",
+        type=lambda text: [int(part) for part in text.split(",")],
+        default=[2],
+        help="grid sizes of the release plan (0: no grid stage), comma-separated",
+    )
+    parser.add_argument("--focus-trials", type=int, default=20)
     parser.add_argument(
         "--plans",
         type=lambda text: text.split(","),
-        default=list(PLAN_NAMES),
+        default=list(DEFAULT_PLANS),
         help=f"comma-separated subset of {','.join(PLAN_NAMES)}",
     )
     parser.add_argument(
@@ -471,7 +404,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--nmtlc", type=Path, default=NMTLC_FILE)
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
-    args.staged = args.staged or [(2, 3, 40), (2, 4, 40)]
+    args.staged = args.staged or [(2, 3, 40)]
     return args
 
 
@@ -481,17 +414,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: NMTLC not found at {args.nmtlc} (see ../shared/README.md)")
         return 0
     started = time.perf_counter()
-    reference, outcomes = run_all(args)
+    references, outcomes = run_all(args)
     table = rows(outcomes)
     env = environment()
-    print(render(reference, table, env))
-    print("", *verdict(table, reference.epochs_run), sep="\n")
+    print(f"Python {env['python']}, optuna {env['optuna']}, {env['usable_cpus']} CPUs\n")
+    for reference in references.values():
+        print(*render_corpus(reference, table), sep="\n")
+    print(*LEGEND, sep="\n")
+    found = verdicts(table)
+    print("", *(v.line() for v in found), "", *plan_summary(found), sep="\n")
     print(f"\nbenchmark wall time {time.perf_counter() - started:.0f} s")
     if args.json is not None:
         payload = {
             "environment": env,
-            "reference": asdict(replace(reference, per_trial=[])),
+            "references": {c: asdict(replace(r, per_trial=[])) for c, r in references.items()},
             "rows": [_finite(asdict(row)) for row in table],
+            "verdicts": [asdict(v) for v in found],
             "outcomes": [asdict(replace(o, per_trial=[])) for o in outcomes],
         }
         write_json(args.json, args, payload)

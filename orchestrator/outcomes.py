@@ -20,6 +20,7 @@ from sweepctl.storage.optuna_adapter import optuna_state, set_attr_unless_finish
 FAILURE_ATTR = "sweepctl_failure"  # a FailureKind value, or "cancelled"
 ATTEMPT_ATTR = "sweepctl_attempt"  # 1-based try of this configuration in its stage
 RETRY_OF_ATTR = "sweepctl_retry_of"  # Optuna number of the try this one repeats
+NOISE_ATTR = "sweepctl_noise"  # half-width of the objective's evaluation-set interval
 CANCELLED = "cancelled"
 
 
@@ -33,6 +34,7 @@ class Outcome:
     failure_kind: str | None = None
     trial_id: int | None = None
     error: str | None = None
+    noise: float | None = None  # evaluation-set interval half-width (workers.noise)
 
     @property
     def failure(self) -> str | None:
@@ -52,7 +54,18 @@ class Outcome:
             failure_kind=record.failure_kind,
             trial_id=record.id,
             error=record.error,
+            noise=_half_width((record.metrics or {}).get("objective_interval")),
         )
+
+
+def _half_width(interval: Any) -> float | None:
+    """The trial's own evaluation noise, for comparisons that must not rank noise."""
+    if not isinstance(interval, dict):
+        return None
+    low, high = interval.get("low"), interval.get("high")
+    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+        return None
+    return (float(high) - float(low)) / 2.0
 
 
 def tell(study: optuna.Study, outcome: Outcome) -> None:
@@ -60,6 +73,8 @@ def tell(study: optuna.Study, outcome: Outcome) -> None:
     state = optuna_state(outcome.state)
     if outcome.failure is not None:
         set_attr_unless_finished(study, outcome.number, FAILURE_ATTR, outcome.failure)
+    if outcome.noise is not None:
+        set_attr_unless_finished(study, outcome.number, NOISE_ATTR, outcome.noise)
     if state is OptunaState.COMPLETE and outcome.objective is not None:
         study.tell(outcome.number, outcome.objective, skip_if_finished=True)
     elif state is OptunaState.PRUNED:

@@ -261,3 +261,41 @@ def test_bad_input_fails_before_the_store(
     assert reason in (result.error or "").splitlines()[0]
     with Store(sqlite_url) as store:
         assert store.count_rows()["sweepctl_trials"] == 0
+
+
+def test_a_base_model_choice_replays_that_pretrained_models_lora_record(
+    sqlite_url: str, nmtlc_path: Path
+) -> None:
+    """On the LoRA corpora the base model fixes width, depth and vocabulary: one choice."""
+    data = json.loads(nmtlc_path.read_text(encoding="utf-8"))
+    wanted = {"initial_lr": 0.0002, "batch_size": 16, "r": 64}
+    expected = next(
+        r
+        for r in data
+        if r["dataset_name"] == "fr-en"
+        and r["basemodel"] == "xglm"
+        and r["hyperparams"]["model_size"] == 2048
+        and r["hyperparams"]["num_layers"] == 48
+        and all(r["hyperparams"][k] == v for k, v in wanted.items())
+    )
+    spec = {"dataset": {"path": "nmtlc", "name": "fr-en", "text_fields": ["x"]}}
+    params = {"base_model": "xglm-2048x48", **wanted}
+    result = ReplayRunner.cached(nmtlc_path)(make_job(sqlite_url, params, spec=spec), [])
+    trial = stored(sqlite_url, result)
+    assert trial.resources["replay_record"] == expected["hyperparams"]
+    assert trial.resources["replay_basemodel"] == "xglm"
+    assert trial.resources["replay_match"] == "exact"
+    assert [e.eval_loss for e in trial.evaluations] == expected["perplexity_curve"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("xglm", "must look like 'xglm-2048x48'"), ("gpt-1024x24", "no records of base model")],
+)
+def test_a_malformed_or_unknown_base_model_is_refused_before_the_store(
+    sqlite_url: str, nmtlc_path: Path, value: str, message: str
+) -> None:
+    spec = {"dataset": {"path": "nmtlc", "name": "fr-en", "text_fields": ["x"]}}
+    job = make_job(sqlite_url, {"base_model": value}, spec=spec)
+    with pytest.raises(ValueError, match=message):
+        ReplayRunner.cached(nmtlc_path).plan(job)

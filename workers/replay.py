@@ -10,6 +10,8 @@ Mapping onto a sweepctl trial:
     NMTLC dataset_name          <- spec dataset.name (e.g. "ted-zh-en")
     NMTLC hyperparams           <- trial params, else spec model_args (where apply_overrides
                                    routes those names); exact record, else the nearest one
+    NMTLC basemodel + sizes     <- a `base_model` value "xglm-2048x48" (LoRA corpora): the
+                                   pretrained model, its width and depth, as one choice
     checkpoint i (1-based)      -> evaluation with epoch=float(i), step=i
     dev perplexity              -> eval_loss (objective metric "loss", minimized) and
                                    metrics["perplexity"]
@@ -51,6 +53,7 @@ NMTLC_PARAMS = (  # every record has all of them, scratch runs and LoRA fine-tun
     "r",
 )
 LOG_SCALE_PARAMS = frozenset({"initial_lr"})
+BASE_MODEL_PARAM = "base_model"  # LoRA corpora: "<basemodel>-<model_size>x<num_layers>"
 STEP_SECONDS_ENV = "SWEEPCTL_REPLAY_STEP_SECONDS"
 
 
@@ -91,8 +94,10 @@ class ReplayRunner:
         """Every bad-input error (dataset, values, objective) raises here, before the store."""
         _check_objective(job.spec)
         dataset = job.spec.get("dataset", {}).get("name")
-        wanted = wanted_hyperparams(job.params, job.spec.get("model_args", {}))
-        record, gap = self.lookup(dataset, wanted, job.repeat)
+        merged = {**job.spec.get("model_args", {}), **job.params}
+        wanted = wanted_hyperparams(merged, {})
+        basemodel = _base_model(merged, wanted)
+        record, gap = self.lookup(dataset, wanted, job.repeat, basemodel)
         resources = {
             "nmtlc_dataset": dataset,
             "replay_record": record.hyperparams,
@@ -100,13 +105,17 @@ class ReplayRunner:
             "replay_basemodel": record.basemodel,
             "replay_match": "exact" if gap == 0.0 else "nearest",
             "replay_distance": round(gap, 6),
-            "ignored_params": sorted(set(job.params) - set(NMTLC_PARAMS)),
+            "ignored_params": sorted(set(job.params) - {*NMTLC_PARAMS, BASE_MODEL_PARAM}),
         }
         config = {"replay_record": record.hyperparams, "nmtlc_dataset": dataset}
         return Plan(record.curve, dict(job.params), config, resources)
 
     def lookup(
-        self, dataset: str | None, wanted: dict[str, float], replica: int = 0
+        self,
+        dataset: str | None,
+        wanted: dict[str, float],
+        replica: int = 0,
+        basemodel: str | None = None,
     ) -> tuple[CurveRecord, float]:
         """The record at the smallest distance. Several NMTLC configurations were trained
         more than once; among equally near records `replica` (the job's repeat) picks
@@ -115,6 +124,10 @@ class ReplayRunner:
         if not candidates:
             known = ", ".join(sorted(self.records))
             raise ValueError(f"NMTLC has no records for dataset {dataset!r}; known: {known}")
+        if basemodel is not None:
+            candidates = tuple(r for r in candidates if r.basemodel == basemodel)
+            if not candidates:
+                raise ValueError(f"NMTLC {dataset!r} has no records of base model {basemodel!r}")
         scored = [(distance(wanted, r.hyperparams), r) for r in candidates]
         best = min(d for d, _ in scored)
         nearest = [r for d, r in scored if d <= best + 1e-12]  # ties, up to float noise
@@ -135,6 +148,20 @@ def wanted_hyperparams(params: dict[str, Any], model_args: dict[str, Any]) -> di
             raise ValueError(f"replay: {name} must be positive, got {value!r}")
         wanted[name] = float(value)
     return wanted
+
+
+def _base_model(merged: dict[str, Any], wanted: dict[str, float]) -> str | None:
+    """`base_model: xglm-2048x48` fixes the record's basemodel, model_size and num_layers:
+    on the LoRA corpora those three are one choice (the pretrained model), not a grid."""
+    value = merged.get(BASE_MODEL_PARAM)
+    if value is None:
+        return None
+    name, _, shape = str(value).rpartition("-")
+    width, _, depth = shape.partition("x")
+    if not name or not width.isdigit() or not depth.isdigit():
+        raise ValueError(f"replay: {BASE_MODEL_PARAM} must look like 'xglm-2048x48', got {value!r}")
+    wanted["model_size"], wanted["num_layers"] = float(width), float(depth)
+    return name
 
 
 def distance(wanted: dict[str, float], record: dict[str, float]) -> float:

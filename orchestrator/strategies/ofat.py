@@ -2,8 +2,13 @@
 
 Every configuration runs `repeats` times with consecutive seeds, so the ranking can tell
 an effect from seed noise: an impact within the baseline's spread is flagged as noise and
-ranked last. Its trials are never pruned, and a point pruned elsewhere never answers one
-of its points: a screening value needs the full-length score to be compared fairly.
+ranked last. Without repeats the same holds for evaluation noise: a move whose difference
+from the baseline lies inside the two runs' evaluation-set intervals (Wilson, bootstrap:
+sweepctl.stats, carried as NOISE_ATTR) is not distinguishable either. When no move of any
+parameter exceeds the noise the report says so (`no_signal`) instead of ranking ties, and
+a `top: k` taken from it is an arbitrary pick that the later stage must not present as one.
+Its trials are never pruned, and a point pruned elsewhere never answers one of its points:
+a screening value needs the full-length score to be compared fairly.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any, ClassVar
 
 import optuna
 
+from sweepctl.orchestrator.outcomes import NOISE_ATTR
 from sweepctl.orchestrator.proposals import Proposal
 from sweepctl.orchestrator.search import CONFIG_ATTR, stage_trials
 from sweepctl.orchestrator.strategies.base import Conclusion, FixedPlan, StageContext
@@ -58,7 +64,8 @@ class ParameterImpact:
     name: str
     impact: float
     best_value: Any
-    effects: list[dict[str, Any]] = field(default_factory=list)  # value, mean, std, delta, n
+    # value, mean, std, delta, n, and `noise`: the evaluation noise of that difference
+    effects: list[dict[str, Any]] = field(default_factory=list)
     noise: bool = False
 
 
@@ -68,6 +75,11 @@ class OfatReport:
     baseline_std: float | None
     baseline_n: int
     ranking: list[ParameterImpact]
+
+    @property
+    def no_signal(self) -> bool:
+        """Every parameter's largest move is inside the noise: the ranking is of ties."""
+        return bool(self.ranking) and all(p.noise for p in self.ranking)
 
     def top(self, k: int) -> list[str]:
         """Signal first, by impact; parameters flagged as noise only fill up what is left."""
@@ -90,6 +102,7 @@ class OfatReport:
                 "n": self.baseline_n,
             },
             "ranking": [p.__dict__ for p in self.ranking],
+            "no_signal": self.no_signal,
         }
 
 
@@ -126,22 +139,54 @@ def _impact(
     if base_mean is None or not base:
         return ParameterImpact(name, 0.0, None)
     base_value = base[0].params.get(name)
-    by_value: dict[Any, list[float]] = {}
+    by_value: dict[Any, list[optuna.trial.FrozenTrial]] = {}
     for trial in complete:
         if _role(trial) == "ofat" and trial.params.get(name) != base_value:
-            by_value.setdefault(trial.params[name], []).append(float(trial.value or 0.0))
-    effects = []
-    for value, scores in sorted(by_value.items(), key=lambda kv: str(kv[0])):
-        mean = statistics.fmean(scores)
-        std = statistics.stdev(scores) if len(scores) > 1 else None
-        effects.append(
-            {"value": value, "mean": mean, "std": std, "delta": mean - base_mean, "n": len(scores)}
-        )
+            by_value.setdefault(trial.params[name], []).append(trial)
+    base_noise = _evaluation_noise(base)
+    effects = [
+        _effect(value, trials, base_mean, base_noise)
+        for value, trials in sorted(by_value.items(), key=lambda kv: str(kv[0]))
+    ]
     if not effects:
         return ParameterImpact(name, 0.0, base_value)
     impact = max(abs(e["delta"]) for e in effects)
     sign = 1.0 if spec.objective.maximize else -1.0
     best = max(effects, key=lambda e: sign * e["mean"])
     best_value = best["value"] if sign * best["delta"] > 0 else base_value
-    noise = base_std is not None and impact <= base_std
+    within_seed_spread = base_std is not None and impact <= base_std
+    within_evaluation_noise = all(
+        e["noise"] is not None and abs(e["delta"]) <= e["noise"] for e in effects
+    )
+    noise = within_seed_spread or within_evaluation_noise
     return ParameterImpact(name, impact, best_value, effects, noise)
+
+
+def _effect(
+    value: Any,
+    trials: list[optuna.trial.FrozenTrial],
+    base_mean: float,
+    base_noise: float | None,
+) -> dict[str, Any]:
+    scores = [float(t.value or 0.0) for t in trials]
+    mean = statistics.fmean(scores)
+    std = statistics.stdev(scores) if len(scores) > 1 else None
+    own = _evaluation_noise(trials)
+    # two independent evaluation intervals: the difference's half-width adds in quadrature
+    noise = None if own is None or base_noise is None else (own**2 + base_noise**2) ** 0.5
+    return {
+        "value": value,
+        "mean": mean,
+        "std": std,
+        "delta": mean - base_mean,
+        "n": len(scores),
+        "noise": noise,
+    }
+
+
+def _evaluation_noise(trials: list[optuna.trial.FrozenTrial]) -> float | None:
+    """The half-width of the mean's evaluation interval, if every run carries one."""
+    widths = [t.user_attrs.get(NOISE_ATTR) for t in trials]
+    if not widths or any(not isinstance(w, (int, float)) for w in widths):
+        return None
+    return statistics.fmean(float(w) for w in widths) / len(widths) ** 0.5
