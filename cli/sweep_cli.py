@@ -221,7 +221,9 @@ def _sweep_state(store: Any, name: str) -> Any:
 
 
 def _print_best(console: Console, store: Any, name: str) -> None:
+    from sweepctl.orchestrator.confirmed import confirmed_best, winner_text
     from sweepctl.orchestrator.export import export_payload
+    from sweepctl.orchestrator.sweep_report import compact_params
     from sweepctl.spec.errors import UsageError
     from sweepctl.storage import sweepctl_home
 
@@ -236,6 +238,9 @@ def _print_best(console: Console, store: Any, name: str) -> None:
     for renderable in _status(store, name):
         console.print(renderable)
     console.print(f"best configuration written to {path}  (sweepctl trial {path})")
+    confirmed = confirmed_best(store.sweep_row(name).stages)
+    if confirmed is not None:  # the last line says what the seeds could and could not tell
+        console.print(winner_text(confirmed, compact_params), highlight=False, soft_wrap=True)
 
 
 def _status(store: Any, name: str) -> list[Any]:

@@ -15,7 +15,8 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from sweepctl.orchestrator.sweep_report import best_trials
+from sweepctl.orchestrator.confirmed import Confirmed, confirmed_best, mean_ci, tie_text
+from sweepctl.orchestrator.sweep_report import best_trials, compact_params
 from sweepctl.spec.errors import UsageError
 from sweepctl.spec.models import EXTRA_TRAINING_KEYS, SWEEP_NAME, SweepSpec, spec_to_dict
 from sweepctl.spec.overrides import apply_overrides
@@ -42,7 +43,11 @@ def exported_name(sweep: str, rank: int) -> str:
     return base + suffix if SWEEP_NAME.match(base + suffix) else f"sweep{suffix}"
 
 
-def _spec_for(stored: dict[str, Any], trial: TrialRecord, rank: int) -> dict[str, Any]:
+def _spec_for(
+    stored: dict[str, Any], trial: TrialRecord, rank: int, row: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The sweep's spec (its own seed) with the trial's values; `row`: the trial's
+    configuration as a confirm stage measured it over its seeds."""
     spec = apply_overrides(SweepSpec.model_validate(stored), trial.params)
     data = spec_to_dict(spec)
     for key in SWEEP_ONLY_KEYS:
@@ -53,18 +58,42 @@ def _spec_for(stored: dict[str, Any], trial: TrialRecord, rank: int) -> dict[str
         f"reproduces trial {trial.id} (#{trial.number}, stage {trial.stage or '-'}) of sweep "
         f"'{trial.sweep_name}': {metric} = {trial.objective:.6g}"
     )
+    if row is not None:
+        data["description"] += f"; over {row['n']} seeds {metric} {mean_ci(row, '+-')}"
     return data
 
 
-def _best_specs(store: Store, name: str, top: int) -> list[tuple[TrialRecord, dict[str, Any]]]:
+Best = tuple[TrialRecord, dict[str, Any], dict[str, Any] | None]
+
+
+def _best_specs(store: Store, name: str, top: int) -> tuple[list[Best], Confirmed | None]:
+    """Best first: the confirm stage's pick and its other configurations when the sweep
+    has a finished confirm stage, else the best single trials."""
     stored = store.sweep_spec(name)
-    trials = _ranked(store, name, top)
-    return [(trial, _spec_for(stored, trial, rank)) for rank, trial in enumerate(trials, start=1)]
+    confirmed = confirmed_best(store.sweep_row(name).stages)
+    if confirmed is None:
+        trials = _ranked(store, name, top)
+        return [(t, _spec_for(stored, t, rank), None) for rank, t in enumerate(trials, 1)], None
+    best: list[Best] = []
+    for rank, row in enumerate(confirmed.ranked()[:top], start=1):
+        trial = store.trial_by_optuna_number(name, int(row["trials"][0]))
+        if trial is None:
+            raise UsageError(f"sweep {name!r}: the stored run of a confirmed configuration is gone")
+        best.append((trial, _spec_for(stored, trial, rank, row), row))
+    return best, confirmed
+
+
+def confirmation_note(confirmed: Confirmed | None) -> str | None:
+    """One line for a sweep whose confirm stage could not separate its top configurations
+    (None otherwise): the export names them rather than pretend one is better."""
+    if confirmed is None or not confirmed.ties:
+        return None
+    return f"confirm stage '{confirmed.stage}': " + tie_text(confirmed, compact_params)
 
 
 def export_spec(store: Store, name: str, top: int = 1) -> list[dict[str, Any]]:
     """Runnable specs, best first; keys stay in spec order so the YAML reads like a spec."""
-    return [spec for _, spec in _best_specs(store, name, top)]
+    return [spec for _, spec, _ in _best_specs(store, name, top)[0]]
 
 
 def hyperparameters(spec: dict[str, Any]) -> dict[str, Any]:
@@ -82,8 +111,9 @@ def hf_training_args(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in training.items() if k not in EXTRA_TRAINING_KEYS}
 
 
-def _summary(trial: TrialRecord, spec: dict[str, Any]) -> dict[str, Any]:
-    return {
+def _summary(best: Best, confirmed: Confirmed | None) -> dict[str, Any]:
+    trial, spec, row = best
+    summary = {
         "sweep": trial.sweep_name,
         "trial_id": trial.id,
         "metric": spec["objective"]["metric"],
@@ -91,19 +121,31 @@ def _summary(trial: TrialRecord, spec: dict[str, Any]) -> dict[str, Any]:
         "params": dict(trial.params),
         "config": hyperparameters(spec),
     }
+    if confirmed is not None and row is not None:
+        summary["confirmed"] = {
+            "stage": confirmed.stage,
+            "pick": confirmed.pick,
+            "interval": row["interval"],
+            "winner": row is confirmed.winner,
+            "tied": confirmed.tied if row is confirmed.winner else [],
+            "note": confirmation_note(confirmed),
+        }
+    return summary
 
 
 def export_payload(store: Store, name: str, fmt: ExportFormat, top: int = 1) -> str:
     """One string ready to print or write; lists only when more than one trial is asked."""
     if fmt not in get_args(ExportFormat):
         raise UsageError(f"unknown export format {fmt!r}; expected yaml, json or hf-args")
-    best = _best_specs(store, name, top)
+    best, confirmed = _best_specs(store, name, top)
     if fmt == "yaml":
-        return yaml.safe_dump_all([spec for _, spec in best], sort_keys=False)
+        note = confirmation_note(confirmed)
+        text = yaml.safe_dump_all([spec for _, spec, _ in best], sort_keys=False)
+        return f"# {note}\n{text}" if note else text
     if fmt == "json":
-        items: list[Any] = [_summary(trial, spec) for trial, spec in best]
+        items: list[Any] = [_summary(item, confirmed) for item in best]
     else:
-        items = [hf_training_args(spec) for _, spec in best]
+        items = [hf_training_args(spec) for _, spec, _ in best]
     return json.dumps(items[0] if top <= 1 else items, indent=2, default=str) + "\n"
 
 

@@ -23,18 +23,27 @@ def planned_trials(
     """Stage name -> planned trial count; `summaries` are the stored stage summaries."""
     base = baseline(spec) if spec.stages else {}
     rankings = _rankings(spec, summaries)
-    return {stage.name: _planned(spec, stage, base, rankings) for stage in spec.stages}
+    return {
+        stage.name: _planned(spec, stage, base, rankings, summaries.get(stage.name) or {})
+        for stage in spec.stages
+    }
 
 
 def _planned(
-    spec: SweepSpec, stage: StageSpecBase, base: dict[str, Any], rankings: dict[str, Ranking]
+    spec: SweepSpec,
+    stage: StageSpecBase,
+    base: dict[str, Any],
+    rankings: dict[str, Ranking],
+    record: dict[str, Any],
 ) -> int | None:
     """A sampled stage's budget is known from the start; a fixed plan over parameters that
-    wait for a ranking that does not exist yet is None until it does."""
+    wait for a ranking that does not exist yet is None until it does. A plan made from
+    earlier results (confirm) is counted from what its summary kept of it."""
     strategy = STRATEGIES[stage.strategy]()
     if isinstance(stage.parameters, TopParameters) and stage.parameters.from_stage not in rankings:
-        return strategy.trial_budget(StageContext(spec, stage, [], base))
-    return planned_count(strategy, StageContext.of(spec, stage, rankings, base))
+        return strategy.trial_budget(StageContext(spec, stage, [], base, record=record))
+    ctx = StageContext.of(spec, stage, rankings, base, record=record)
+    return planned_count(strategy, ctx)
 
 
 def _rankings(spec: SweepSpec, summaries: dict[str, dict[str, Any] | None]) -> dict[str, Ranking]:

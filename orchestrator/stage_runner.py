@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -69,8 +70,8 @@ class StageProposer:
         self.strategy = strategy_named(stage.strategy)
         self.policy = run.spec.retries
         self.space = distributions(run.spec)
-        base = baseline(run.spec)
-        self.ctx = StageContext.of(run.spec, stage, run.reports, base, best_params(run.study, base))
+        self.ctx = stage_context(run, stage)
+        self.record = self._kept_plan()
         self.known = KnownConfigs.of(run.study)
         self.queue: list[Proposal] = self._unsettled(self.strategy.planned_points(self.ctx))
         self.left = 0
@@ -85,6 +86,18 @@ class StageProposer:
             self.queue += unsettled_tries(run.study, stage.name, self.policy)
             self.ended_by = "n_trials"
             self.size = space_size({n: self.space[n] for n in self.ctx.names})
+
+    def _kept_plan(self) -> dict[str, Any]:
+        """What the strategy needs to plan the same points after a crash, written to the
+        stage summary before the first point starts; a resumed stage reads it back."""
+        record = self.strategy.plan_record(self.ctx)
+        if record and any(self.ctx.record.get(k) != v for k, v in record.items()):
+            summary = {**self.ctx.record, **record}
+            self.run.store.set_stage_state(
+                self.run.spec.name, self.stage.name, SweepState.RUNNING, summary=summary
+            )
+            self.ctx = replace(self.ctx, record=summary)
+        return record
 
     def _unsettled(self, proposals: list[Proposal]) -> list[Proposal]:
         """Points without a settled history, each numbered as its next attempt."""
@@ -170,6 +183,18 @@ class StageProposer:
         self.streak += 1
         data = {"stage": self.stage.name, "number": trial.number, "source": source}
         self.run.on_event("trial_reused", {**data, "params": dict(trial.params)})
+
+
+def stage_context(run: SweepRun, stage: StageSpec) -> StageContext:
+    """The stage's context from the record: rankings, best values so far, the finished
+    trials of the sweep and what the stage's summary already holds."""
+    base = baseline(run.spec)
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    history = run.study.get_trials(deepcopy=False, states=states)
+    stored = {s.name: s.summary for s in run.store.get_sweep(run.spec.name).stages}
+    best = best_params(run.study, base)
+    record = stored.get(stage.name) or {}
+    return StageContext.of(run.spec, stage, run.reports, base, best, history, record)
 
 
 def run_stage(run: SweepRun, stage: StageSpec, lease: Any) -> tuple[str, StageProposer]:

@@ -30,10 +30,10 @@ from sweepctl.orchestrator.stage_runner import (
     MAX_REPEAT_STREAK,
     StageProposer,
     run_stage,
+    stage_context,
     stop_trials,
 )
-from sweepctl.orchestrator.strategies import StageContext, strategy_named
-from sweepctl.spec.baseline import baseline
+from sweepctl.orchestrator.strategies import strategy_named
 from sweepctl.spec.models import spec_to_dict
 from sweepctl.spec.plan import StageSpec
 from sweepctl.storage import Store, SweepState, TrialState
@@ -125,7 +125,7 @@ def _run(run: SweepRun, lease: LeaseKeeper) -> SweepState:
         if outcome == "cancelled":
             run.store.set_stage_state(name, stage.name, SweepState.CANCELLED)
             return SweepState.CANCELLED  # `sweepctl cancel` already moved the sweep itself
-        summary = _stage_summary(run, stage, proposer.ended_by)
+        summary = _stage_summary(run, stage, proposer)
         if summary["trials"] and not summary["finished"]:
             return _fail_sweep(run, stage, summary)
         run.store.set_stage_state(name, stage.name, SweepState.COMPLETED, summary=summary)
@@ -160,14 +160,14 @@ def failure_digest(store: Store, sweep: str) -> str:
 def _conclude(run: SweepRun, stage: StageSpec) -> dict[str, Any]:
     """What the stage's results mean, by its strategy; a ranking is kept for the stages
     that take their parameters from it."""
-    ctx = StageContext.of(run.spec, stage, run.reports, baseline(run.spec))
+    ctx = stage_context(run, stage)
     conclusion = strategy_named(stage.strategy).conclude(ctx, run.study)
     if conclusion.ranking is not None:
         run.reports[stage.name] = conclusion.ranking
     return conclusion.summary
 
 
-def _stage_summary(run: SweepRun, stage: StageSpec, ended_by: str) -> dict[str, Any]:
+def _stage_summary(run: SweepRun, stage: StageSpec, proposer: StageProposer) -> dict[str, Any]:
     """`trials` counts Optuna trials; `reused` of them were answered from an earlier run of
     the same configuration instead of training it again; `ended_by` says why a sampled
     stage stopped (n_trials, exhausted: every configuration of its space is known, or
@@ -176,10 +176,11 @@ def _stage_summary(run: SweepRun, stage: StageSpec, ended_by: str) -> dict[str, 
     `retried` counts the extra attempts (orchestrator.retries)."""
     trials = stage_trials(run.study, stage.name)
     summary: dict[str, Any] = {
+        **proposer.record,  # the plan kept for a resume (StageStrategy.plan_record)
         "trials": len(trials),
         "finished": sum(finished_ok(t) for t in trials),
         "reused": sum(finished_ok(t) and is_reused(t) for t in trials),
-        "ended_by": ended_by,
+        "ended_by": proposer.ended_by,
         **stage_tally(run.study, stage.name, run.spec.retries),
     }
     if summary["finished"]:

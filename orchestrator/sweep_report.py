@@ -21,6 +21,8 @@ from rich.console import JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from sweepctl.orchestrator.confirmed import SUMMARY_KEY as CONFIRM_KEY
+from sweepctl.orchestrator.confirmed import Confirmed, confirmed_best, mean_ci, winner_text
 from sweepctl.orchestrator.report import _cell as format_number
 from sweepctl.storage import Store, TrialRecord, TrialState, TrialSummary
 from sweepctl.storage.views import EpochStats, StageCount, SweepRow
@@ -203,12 +205,20 @@ def status_renderables(store: Store, name: str) -> list[RenderableType]:
         *([Text(f"why: {sweep.error}")] if sweep.error else []),
         *([Text(f"driven by {sweep.owner}")] if sweep.owner else []),
         _stages_table(sweep, counts, store.failure_kinds(sweep.id)),
-        _best_line(store.ranked_trials(sweep.id, objective.maximize, 1), objective),
     ]
+    confirmed = confirmed_best(sweep.stages)
+    label = "best so far" if confirmed is None else "best single trial"
+    ranked = store.ranked_trials(sweep.id, objective.maximize, 1)
+    parts.append(_best_line(ranked, objective, label))
+    if confirmed is not None:  # what the sweep's best is once a confirm stage has run
+        parts.append(confirmed_line(confirmed))
     for stage in sweep.stages:
         ofat = (stage.summary or {}).get("ofat")
         if ofat:  # the summary OfatStrategy.conclude stores
             parts.append(ofat_table(stage.name, ofat, objective.metric))
+        confirm = (stage.summary or {}).get(CONFIRM_KEY)
+        if confirm and confirm.get("winner"):  # ConfirmStrategy.conclude's summary
+            parts.append(confirm_table(stage.name, confirm))
     savings = pruning_savings_line(store.epoch_stats(sweep.id))
     if savings:
         parts.append(savings)
@@ -245,13 +255,53 @@ def _outcome_notes(summary: dict[str, object], kinds: dict[str, int]) -> str:
     return "".join(f", {note}" for note in notes)
 
 
-def _best_line(ranked: list[TrialSummary], objective: Objective) -> Text:
+def _best_line(ranked: list[TrialSummary], objective: Objective, label: str) -> Text:
     if not ranked:
-        return Text("best so far: no completed trial yet")
+        return Text(f"{label}: no completed trial yet")
     best = ranked[0]
     return Text(
-        f"best so far: trial {best.id} (stage {best.stage or '-'}, #{best.number}) "
+        f"{label}: trial {best.id} (stage {best.stage or '-'}, #{best.number}) "
         f"{objective.metric} {format_number(best.objective)}  {compact_params(best.params)}"
+    )
+
+
+def confirmed_line(confirmed: Confirmed) -> Text:
+    """The sweep's answer when a confirm stage ran: its pick with the seed interval, or
+    that the top configurations tie, naming them."""
+    return Text(winner_text(confirmed, compact_params))
+
+
+def confirm_table(stage: str, confirm: dict[str, Any]) -> Table:
+    """`confirm` is the summary ConfirmStrategy.conclude stores: mean ± 95% CI over seeds
+    per configuration, and the paired difference to the winner over the same seeds."""
+    vs_base = confirm.get("vs_baseline")
+    table = Table(
+        title=f"Confirmed configurations, stage {stage} (pick: {confirm.get('pick')})",
+        title_justify="left",
+        caption=f"winner - baseline: {paired_text(vs_base)}" if vs_base else None,
+        caption_justify="left",
+    )
+    for title in ("Rank", "Params", f"{confirm.get('metric')} mean ± CI", "Δ vs winner", ""):
+        table.add_column(title)
+    rows = list(confirm.get("configurations") or [])
+    if confirm.get("baseline") and confirm["baseline"] not in rows:
+        rows.append({**confirm["baseline"], "verdict": "baseline"})
+    for row in rows:
+        verdict = row.get("verdict", "")
+        table.add_row(
+            str(row.get("rank") or "-"),
+            compact_params(row["params"]),
+            mean_ci(row),
+            paired_text(row.get("vs_winner")) if row.get("vs_winner") else "-",
+            verdict + (" (baseline)" if row.get("is_baseline") else ""),
+        )
+    return table
+
+
+def paired_text(test: dict[str, Any]) -> str:
+    return (
+        f"{test['mean_difference']:+.4f} [{test['low']:+.4f}, {test['high']:+.4f}] "
+        f"p={test['p_value']:.3g}, n={test['n']}"
     )
 
 

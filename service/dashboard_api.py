@@ -84,6 +84,14 @@ def sweep_ofat(sweep_id: int, store: StoreDep) -> dict[str, Any]:
     return {"metric": objective_of(sweep.spec).metric, "stages": data.ofat_charts(sweep)}
 
 
+@router.get("/sweeps/{sweep_id}/confirm")
+def sweep_confirm(sweep_id: int, store: StoreDep) -> dict[str, Any]:
+    """Every confirm stage's configurations with mean ± 95% CI over their seeds, the
+    paired tests against the winner and the ties, as stored when the stage completed."""
+    sweep = sweep_or_404(store, sweep_id)
+    return {"metric": objective_of(sweep.spec).metric, "stages": data.confirm_charts(sweep)}
+
+
 @router.get("/sweeps/{sweep_id}/importance")
 def sweep_importance(sweep_id: int, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
     """Optuna's PED-ANOVA importance on the sweep's study; recomputed only when another

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sweepctl.orchestrator.confirmed import confirmed_best
 from sweepctl.storage import EvaluationRecord, SweepRecord, TrialState, TrialSummary
 from sweepctl.workers.noise import DEGENERATE_KEY, OBJECTIVE_INTERVAL_KEY
 from sweepctl.workers.predictions import PREDICTIONS_KEY
@@ -192,6 +193,17 @@ def _ofat_bar(parameter: dict[str, Any]) -> dict[str, Any]:
             for effect in parameter.get("effects") or []
         ],
     }
+
+
+def confirm_charts(sweep: SweepRecord) -> list[dict[str, Any]]:
+    """One entry per completed confirm stage: its configurations best first, each with
+    its interval (estimate, low, high, n, std), verdict and paired test vs the winner."""
+    charts = []
+    for stage in sweep.stages:
+        found = confirmed_best([stage])
+        if found is not None:
+            charts.append(found.to_dict())
+    return charts
 
 
 def finished_trials(sweep: SweepRecord) -> int:

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from datetime import datetime, timezone
 from typing import Any
 
+from sweepctl.orchestrator.confirmed import confirmed_best
 from sweepctl.orchestrator.sweep_report import objective_of
 from sweepctl.storage import Store, SweepRecord, SweepState, SweepStats, TrialState
 from sweepctl.storage.views import SweepRow
@@ -36,7 +37,11 @@ def sweep_overview(
 ) -> dict[str, Any]:
     stats = stats if stats is not None else store.sweep_stats(sweep.id)
     objective, planned = spec_facts(store, sweep)
+    confirmed = confirmed_best(sweep.stages)
     best_id = best_trial_id(stats, objective["maximize"])
+    if confirmed is not None:  # the sweep's best is the confirm stage's pick
+        winner = store.trial_by_optuna_number(sweep.name, confirmed.winner_trial())
+        best_id = winner.id if winner is not None else best_id
     best = store.trial_summaries(sweep.id, trial_ids=[best_id]) if best_id is not None else []
     started = stats.started_at
     return {
@@ -53,6 +58,8 @@ def sweep_overview(
         "trial_counts": sweep.trial_counts,
         "running": stats.running,
         "best": best[0].to_dict() if best else None,
+        # mean ± 95% CI per confirmed configuration, the paired tests and the ties
+        "confirmed": confirmed.to_dict() if confirmed is not None else None,
         "stages": _stages(sweep, stats, planned),
     }
 

@@ -97,6 +97,12 @@ def check_plan(stages: list[StageSpecBase], search_space: dict[str, Any]) -> Non
         where = f"{index}"
         if stage.name in seen:
             raise FieldError(where, f"duplicate stage name '{stage.name}'")
+        if stage.needs_history and not seen:
+            raise FieldError(
+                f"{where}.strategy",
+                f"'{stage.strategy}' works on the results of earlier stages; "
+                "it cannot be the first stage",
+            )
         names = _stage_parameter_names(stage, where, search_space, seen)
         stage.check_against(where, names, search_space)
         seen[stage.name] = stage

@@ -27,9 +27,11 @@ class TopParameters(StrictModel):
 
 class StageSpecBase(StrictModel):
     """The keys every stage has. `ranks_parameters`: its summary ranks the parameters, so
-    a later stage may take `parameters: {top: k, from: <this stage>}`."""
+    a later stage may take `parameters: {top: k, from: <this stage>}`. `needs_history`:
+    it works on the results of earlier stages, so it cannot be the first one."""
 
     ranks_parameters: ClassVar[bool] = False
+    needs_history: ClassVar[bool] = False
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
     strategy: str
@@ -103,6 +105,20 @@ class BayesStage(SampledStage):
     warm_start: bool = False
 
 
+class ConfirmStage(StageSpecBase):
+    """Rerun the `top` best distinct configurations so far with `seeds` seeds each (and
+    the baseline with the same seeds), then `pick` by the seed mean or by the pessimistic
+    end of its 95% interval. Why: a sweep's single best trial is partly its seed's luck."""
+
+    needs_history: ClassVar[bool] = True
+
+    strategy: Literal["confirm"]
+    top: int = Field(default=3, ge=1, le=100)
+    seeds: int = Field(default=5, ge=2, le=100)
+    pick: Literal["mean", "lower_bound"] = "mean"
+    baseline: bool = True
+
+
 STAGE_SPECS: dict[str, type[StageSpecBase]] = {}
 
 
@@ -116,7 +132,7 @@ def register_stage_spec(model: type[StageSpecBase]) -> type[StageSpecBase]:
     return model
 
 
-for _model in (OfatStage, GridStage, RandomStage, BayesStage):
+for _model in (OfatStage, GridStage, RandomStage, BayesStage, ConfirmStage):
     register_stage_spec(_model)
 
 

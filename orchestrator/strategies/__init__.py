@@ -17,6 +17,7 @@ from sweepctl.orchestrator.strategies.base import (
     planned_count,
 )
 from sweepctl.orchestrator.strategies.bayes import BayesStrategy
+from sweepctl.orchestrator.strategies.confirm import ConfirmStrategy
 from sweepctl.orchestrator.strategies.grid import GridStrategy
 from sweepctl.orchestrator.strategies.ofat import OfatReport, OfatStrategy, ParameterImpact
 from sweepctl.orchestrator.strategies.random_search import RandomStrategy
@@ -45,12 +46,13 @@ def strategy_named(name: str) -> StageStrategy:
     return strategy()
 
 
-for _builtin in (OfatStrategy, GridStrategy, RandomStrategy, BayesStrategy):
+for _builtin in (OfatStrategy, GridStrategy, RandomStrategy, BayesStrategy, ConfirmStrategy):
     register(_builtin)
 
 __all__ = [
     "STRATEGIES",
     "Conclusion",
+    "ConfirmStrategy",
     "FixedPlan",
     "OfatReport",
     "ParameterImpact",

@@ -5,6 +5,8 @@ owns the loop, retries, reuse, the store and the backend, so a new strategy cann
 any of those wrong:
 
     planned_points   the fixed configurations it runs, each exactly once (OFAT, grid)
+    plan_record      what of that plan to keep in the stage summary when the stage first
+                     starts, so a resumed stage plans the same points (`ctx.record`)
     sampler          the Optuna sampler that proposes the next point, if it samples
     conclude         what its finished results mean: its entries in the stage summary
                      (shown by `status` and the dashboard), and a ranking later stages
@@ -17,13 +19,15 @@ any of those wrong:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from sweepctl.orchestrator.proposals import Proposal, Ranking, stage_parameter_names
+from sweepctl.orchestrator.search import STAGE_ATTR
 from sweepctl.spec.models import SweepSpec
 from sweepctl.spec.stages import StageSpecBase
 
@@ -33,13 +37,18 @@ StageModel = TypeVar("StageModel", bound=StageSpecBase)
 @dataclass(frozen=True)
 class StageContext:
     """`names`: the parameters this stage searches; `base`: the spec's baseline values;
-    `fixed`: the best values so far of the parameters it does not search."""
+    `fixed`: the best values so far of the parameters it does not search; `history`: the
+    sweep's finished (COMPLETE or PRUNED) trials when the stage starts, for a strategy
+    whose plan depends on earlier results; `record`: this stage's stored summary, holding
+    what `plan_record` kept when the stage first started (empty until then)."""
 
     spec: SweepSpec
     stage: StageSpecBase
     names: list[str]
     base: dict[str, Any]
     fixed: dict[str, Any] = field(default_factory=dict)
+    history: tuple[FrozenTrial, ...] = ()
+    record: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -49,10 +58,18 @@ class StageContext:
         rankings: Mapping[str, Ranking],
         base: dict[str, Any],
         best: dict[str, Any] | None = None,
+        history: Sequence[FrozenTrial] = (),
+        record: Mapping[str, Any] | None = None,
     ) -> StageContext:
         names = stage_parameter_names(stage, spec, rankings)
         fixed = {k: v for k, v in (best or {}).items() if k not in names}
-        return cls(spec, stage, names, base, fixed)
+        return cls(spec, stage, names, base, fixed, tuple(history), dict(record or {}))
+
+    def earlier_trials(self) -> list[FrozenTrial]:
+        """`history` limited to the stages before this one in the spec."""
+        names = [s.name for s in self.spec.stages]
+        earlier = set(names[: names.index(self.stage.name)]) if self.stage.name in names else set()
+        return [t for t in self.history if t.user_attrs.get(STAGE_ATTR) in earlier]
 
     @property
     def start(self) -> dict[str, Any]:
@@ -84,6 +101,8 @@ class StageStrategy(Protocol):
 
     def planned_points(self, ctx: StageContext) -> list[Proposal]: ...
 
+    def plan_record(self, ctx: StageContext) -> dict[str, Any]: ...
+
     def sampler(self, ctx: StageContext) -> optuna.samplers.BaseSampler | None: ...
 
     def trial_budget(self, ctx: StageContext) -> int | None: ...
@@ -98,6 +117,9 @@ class FixedPlan:
 
     prunable: ClassVar[bool] = True
     reuses_pruned: ClassVar[bool] = True
+
+    def plan_record(self, ctx: StageContext) -> dict[str, Any]:
+        return {}  # a plan that depends only on the spec is the same on every start
 
     def sampler(self, ctx: StageContext) -> optuna.samplers.BaseSampler | None:
         return None
