@@ -10,17 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from sweepctl.storage import SweepState
+from sweepctl.storage import StageRecord, SweepState
 
 SUMMARY_KEY = "confirm"  # orchestrator.strategies.confirm.SUMMARY_KEY
-
-
-class _Stage(Protocol):
-    name: str
-    state: SweepState
-    summary: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -68,7 +62,7 @@ class Confirmed:
         }
 
 
-def confirmed_best(stages: Iterable[_Stage]) -> Confirmed | None:
+def confirmed_best(stages: Iterable[StageRecord]) -> Confirmed | None:
     """The last COMPLETED confirm stage's pick; None when the sweep has none."""
     found = None
     for stage in stages:
