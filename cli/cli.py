@@ -129,6 +129,9 @@ def cmd_validate(args: argparse.Namespace, console: Console) -> int:
         f"{len(spec.search_space)} search parameter(s)"
         + ("" if checked else " (model config not checked: not available offline)")
     )
+    from sweepctl.sweep_cli import warn_about_plan
+
+    warn_about_plan(spec)
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,7 @@ def cmd_launch(args: argparse.Namespace, console: Console) -> int:
 
     spec = load_spec(args.spec)
     check_launchable(spec, args.spec, args.runner)
+    warn_about_plan(spec)
     if args.server:
         from sweepctl.service.client import submit
 
@@ -102,6 +104,14 @@ def cmd_launch(args: argparse.Namespace, console: Console) -> int:
     if exists and args.if_exists == "resume":
         return _resume(args, console, spec)
     return _drive(args, console, spec, launch)
+
+
+def warn_about_plan(spec: Any) -> None:
+    """Valid plans that would answer the wrong question (spec.plan_warnings), on stderr."""
+    from sweepctl.spec.plan_warnings import plan_warnings
+
+    for line in plan_warnings(list(spec.stages), spec.search_space):
+        print(f"sweepctl: warning: {line}", file=sys.stderr)
 
 
 def cmd_resume(args: argparse.Namespace, console: Console) -> int:

@@ -19,7 +19,7 @@ RELEASE_HINT = "add a last stage with `parameters: all` (docs/spec.md, 'Staged p
 
 def plan_warnings(stages: list[StageSpecBase], search_space: dict[str, Any]) -> list[str]:
     """One line per problem; empty for a plan whose last searching stage searches all."""
-    searching = [s for s in stages if getattr(s, "explores", True)]
+    searching = [s for s in stages if s.explores]
     if not searching:
         return []
     last = searching[-1]

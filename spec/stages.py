@@ -32,6 +32,7 @@ class StageSpecBase(StrictModel):
 
     ranks_parameters: ClassVar[bool] = False
     needs_history: ClassVar[bool] = False
+    explores: ClassVar[bool] = True  # it searches the space (spec.plan_warnings); confirm does not
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
     strategy: str
@@ -111,6 +112,7 @@ class ConfirmStage(StageSpecBase):
     end of its 95% interval. Why: a sweep's single best trial is partly its seed's luck."""
 
     needs_history: ClassVar[bool] = True
+    explores: ClassVar[bool] = False
 
     strategy: Literal["confirm"]
     top: int = Field(default=3, ge=1, le=100)

@@ -186,7 +186,8 @@ def _effect(
 
 def _evaluation_noise(trials: list[optuna.trial.FrozenTrial]) -> float | None:
     """The half-width of the mean's evaluation interval, if every run carries one."""
-    widths = [t.user_attrs.get(NOISE_ATTR) for t in trials]
-    if not widths or any(not isinstance(w, (int, float)) for w in widths):
+    found = [t.user_attrs.get(NOISE_ATTR) for t in trials]
+    widths = [float(w) for w in found if isinstance(w, (int, float))]
+    if not widths or len(widths) < len(found):
         return None
-    return statistics.fmean(float(w) for w in widths) / len(widths) ** 0.5
+    return statistics.fmean(widths) / len(widths) ** 0.5
