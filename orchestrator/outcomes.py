@@ -14,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState as OptunaState
 
+from sweepctl.stats import Interval
 from sweepctl.storage import FailureKind, TrialState
 from sweepctl.storage.optuna_adapter import optuna_state, set_attr_unless_finished
 
@@ -62,10 +63,10 @@ def _half_width(interval: Any) -> float | None:
     """The trial's own evaluation noise, for comparisons that must not rank noise."""
     if not isinstance(interval, dict):
         return None
-    low, high = interval.get("low"), interval.get("high")
-    if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+    try:
+        return Interval.from_dict(interval).half_width
+    except (TypeError, ValueError):  # a row stored by something other than workers.noise
         return None
-    return (float(high) - float(low)) / 2.0
 
 
 def tell(study: optuna.Study, outcome: Outcome) -> None:

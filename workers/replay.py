@@ -95,8 +95,8 @@ class ReplayRunner:
         _check_objective(job.spec)
         dataset = job.spec.get("dataset", {}).get("name")
         merged = {**job.spec.get("model_args", {}), **job.params}
-        wanted = wanted_hyperparams(merged, {})
-        basemodel = _base_model(merged, wanted)
+        basemodel, shape = _base_model(merged)
+        wanted = {**wanted_hyperparams(merged, {}), **shape}
         record, gap = self.lookup(dataset, wanted, job.repeat, basemodel)
         resources = {
             "nmtlc_dataset": dataset,
@@ -150,18 +150,17 @@ def wanted_hyperparams(params: dict[str, Any], model_args: dict[str, Any]) -> di
     return wanted
 
 
-def _base_model(merged: dict[str, Any], wanted: dict[str, float]) -> str | None:
+def _base_model(merged: dict[str, Any]) -> tuple[str | None, dict[str, float]]:
     """`base_model: xglm-2048x48` fixes the record's basemodel, model_size and num_layers:
     on the LoRA corpora those three are one choice (the pretrained model), not a grid."""
     value = merged.get(BASE_MODEL_PARAM)
     if value is None:
-        return None
+        return None, {}
     name, _, shape = str(value).rpartition("-")
     width, _, depth = shape.partition("x")
     if not name or not width.isdigit() or not depth.isdigit():
         raise ValueError(f"replay: {BASE_MODEL_PARAM} must look like 'xglm-2048x48', got {value!r}")
-    wanted["model_size"], wanted["num_layers"] = float(width), float(depth)
-    return name
+    return name, {"model_size": float(width), "num_layers": float(depth)}
 
 
 def distance(wanted: dict[str, float], record: dict[str, float]) -> float:
