@@ -19,6 +19,7 @@ from typing import Any
 
 from rich.console import Console
 
+from sweepctl.compare_cli import register as register_compare_command
 from sweepctl.serve_cli import register as register_serve_command
 from sweepctl.spec.errors import USAGE_EXIT_CODE, UsageError
 from sweepctl.sweep_cli import register as register_sweep_commands
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true")
     COMMANDS.update(register_sweep_commands(commands))
     COMMANDS.update(register_serve_command(commands))
+    COMMANDS.update(register_compare_command(commands))
     return parser
 
 

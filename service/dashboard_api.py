@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import JSONResponse
 
+from sweepctl.orchestrator.comparison import compare_sweep
 from sweepctl.orchestrator.sweep_report import objective_of
 from sweepctl.service import dashboard_data as data
 from sweepctl.service.deps import settings_of, store_of, sweep_or_404
@@ -90,6 +91,15 @@ def sweep_confirm(sweep_id: int, store: StoreDep) -> dict[str, Any]:
     paired tests against the winner and the ties, as stored when the stage completed."""
     sweep = sweep_or_404(store, sweep_id)
     return {"metric": objective_of(sweep.spec).metric, "stages": data.confirm_charts(sweep)}
+
+
+@router.get("/sweeps/{sweep_id}/compare")
+def sweep_compare(sweep_id: int, store: StoreDep, settings: SettingsDep) -> dict[str, Any]:
+    """What `sweepctl compare` prints: baseline, best OFAT move, best grid point, best
+    Bayesian trial and confirmed winner, each with its interval and compute. Reads the
+    Optuna study, so the sweep page asks for it when a stage changes, not on every poll."""
+    sweep = sweep_or_404(store, sweep_id)
+    return compare_sweep(store, sweep, settings.db_url).to_dict()
 
 
 @router.get("/sweeps/{sweep_id}/importance")

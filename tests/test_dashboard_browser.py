@@ -18,10 +18,16 @@ import httpx
 import pytest
 import yaml
 
+from sweepctl.orchestrator.backends import InlineBackend
+from sweepctl.orchestrator.comparison import compare_sweep, objective_text
+from sweepctl.orchestrator.confirmed import mean_ci
+from sweepctl.orchestrator.sweep import SweepRun, launch
 from sweepctl.spec.models import load_spec
-from sweepctl.storage import Store
+from sweepctl.storage import Store, SweepState
 from tests.conftest import REPO
 from tests.service_process import running_server
+from tests.test_compare import CONFIRM, GRID, SCORED, SCREEN, TPE
+from tests.test_strategies import analytic_spec
 from tests.test_sweep_lifecycle import write_analytic_spec
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -220,3 +226,96 @@ def test_a_page_opened_without_the_login_url_cannot_launch(
     expect(anonymous_page.locator("#launch-error")).to_contain_text("login URL")
     with Store(server["url"]) as store:
         assert "anonymous" not in [s.name for s in store.sweep_rows()]
+
+
+def _run_here(server: dict[str, Any], name: str, stages: list[Any], **extra: Any) -> int:
+    """A sweep run to the end by this process (inline, scored as accuracy on 400 rows) in
+    the server's database: the page only has to show it."""
+    spec = analytic_spec(name, stages, objective={"metric": "accuracy"}, **extra)
+    with Store(server["url"]) as store:
+        home = str(server["tmp"] / "home-here")
+        run = SweepRun(spec, store, InlineBackend(), server["url"], home, SCORED)
+        assert launch(run) is SweepState.COMPLETED
+        return store.get_sweep(name).id
+
+
+def _confirmed_rows(confirmed: dict[str, Any]) -> list[dict[str, Any]]:
+    """The configurations, then the baseline when it was rerun apart from them (as
+    `sweepctl status` lists them)."""
+    rows = list(confirmed["configurations"])
+    baseline = confirmed["baseline"]
+    return [*rows, baseline] if baseline and not any(r["is_baseline"] for r in rows) else rows
+
+
+def _api(server: dict[str, Any], path: str) -> Any:
+    reply = httpx.get(f"{server['base']}/api/v1{path}", headers=server["auth"], timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def test_a_confirmed_sweep_shows_mean_ci_the_comparison_warnings_and_degenerate_trials(
+    server: dict[str, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    sweep_id = _run_here(server, "confirmed", [SCREEN, GRID, TPE, CONFIRM])
+    overview = _api(server, f"/sweeps/{sweep_id}")
+    page.goto(f"{server['base']}/sweeps/{sweep_id}")
+    confirmed = overview["confirmed"]
+    expect(page.locator("#confirmed-winner")).to_contain_text(mean_ci(confirmed["winner"]))
+    cells = page.locator("#confirmed-table tbody td.interval")
+    expect(cells).to_have_text([mean_ci(row) for row in _confirmed_rows(confirmed)])
+
+    with Store(server["url"]) as store:
+        comparison = compare_sweep(store, store.get_sweep("confirmed"), server["url"])
+    table = page.locator("#comparison-table")
+    expect(table.locator("tbody tr")).to_have_count(5)
+    for row in comparison.rows:
+        line = table.locator(f'tbody tr[data-kind="{row.kind}"]')
+        expect(line.locator("td").first).to_have_text(row.label)
+        expect(line.locator("td.interval")).to_have_text(objective_text(row))
+        expect(line.locator("a")).to_have_text(f"#{row.trial_number}")
+    expect(page.locator("#comparison")).to_contain_text(
+        f"Sweep total: {comparison.total.trainings} trainings"
+    )
+
+    warnings = overview.get("warnings") or []  # service/overview.py's list, when it has one
+    if warnings:
+        expect(page.locator("#warnings li")).to_have_text(warnings)
+    else:
+        expect(page.locator("#warnings")).to_be_hidden()
+
+    trials = _api(server, f"/sweeps/{sweep_id}/trials")["trials"]
+    collapsed = next(t for t in trials if t["params"]["learning_rate"] == 1.0e-5)
+    detail = _api(server, f"/trials/{collapsed['id']}")
+    page.goto(f"{server['base']}/trials/{collapsed['id']}")
+    expect(page.locator("#degenerate")).to_have_text(f"degenerate: {detail['degenerate']}")
+    expect(page.locator("#objective-interval")).to_contain_text("(wilson, 400 rows)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "degenerate-trial.png"), full_page=True)
+
+
+def test_configurations_the_seeds_cannot_tell_apart_are_named_as_tied(
+    server: dict[str, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    # warmup moves accuracy by a row or less of 400: three seeds cannot separate its values
+    space = {"warmup_steps": {"type": "int", "low": 0, "high": 500, "ofat": [0, 200]}}
+    confirm = {**CONFIRM, "top": 2}
+    sweep_id = _run_here(server, "tied", [SCREEN, confirm], search_space=space)
+    confirmed = _api(server, f"/sweeps/{sweep_id}")["confirmed"]
+    assert confirmed["tied"], confirmed
+    page.goto(f"{server['base']}/sweeps/{sweep_id}")
+    ties = page.locator("#confirmed-ties")
+    expect(ties).to_contain_text("The top configurations cannot be told apart")
+    for params in [confirmed["winner"]["params"], *confirmed["tied"]]:
+        expect(ties).to_contain_text(", ".join(f"{k}={v}" for k, v in params.items()))
+    expect(page.locator("#confirmed-table tbody tr")).to_have_count(
+        len(confirmed["configurations"])
+    )
+    expect(page.locator('#comparison-table tr[data-kind="confirmed"] td.interval')).to_contain_text(
+        "±"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "sweep-page-confirmed.png"), full_page=True)

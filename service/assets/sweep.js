@@ -1,6 +1,7 @@
 /* The sweep page's live part: polls /api/v1/sweeps/{id}/trials every 2 s and redraws the
    header, stage timeline, best configuration and the sortable, filterable trial table
-   without reloading the page. Charts live in charts.js (window.sweepCharts). */
+   without reloading the page. Charts live in charts.js (window.sweepCharts); warnings,
+   confirmed configurations and the comparison in results.js (window.sweepResults). */
 "use strict";
 
 (() => {
@@ -50,6 +51,7 @@
     renderStages(sweep.stages);
     renderBest(sweep);
     renderTable();
+    if (window.sweepResults) window.sweepResults.update(view.data);
     if (window.sweepCharts) window.sweepCharts.update(view.data, pickedIds());
   }
 
