@@ -421,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     for reference in references.values():
         print(*render_corpus(reference, table), sep="\n")
     print(*LEGEND, sep="\n")
-    found = verdicts(table)
+    found = verdicts(table, outcomes)
     print("", *(v.line() for v in found), "", *plan_summary(found), sep="\n")
     print(f"\nbenchmark wall time {time.perf_counter() - started:.0f} s")
     if args.json is not None:

@@ -6,6 +6,11 @@ another ranks low. A plan whose last searching stage takes only the top k of tha
 best-so-far value for the rest of the sweep; on NMTLC corpora such plans missed the grid's
 best in every seed where plain TPE found it (docs/benchmarks.md). The plan stays
 expressible, because it is the users' method, but never silently.
+
+Only plans with an OFAT stage before their last searching stage warn: there the pinning
+follows a ranking that interactions can fool. A one-stage grid over the learning rate is a
+deliberate one-parameter sweep, and saying otherwise on every such launch would train
+users to ignore the warning.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ def plan_warnings(stages: list[StageSpecBase], search_space: dict[str, Any]) -> 
     if not searching:
         return []
     last = searching[-1]
+    if not any(s.strategy == "ofat" for s in stages[: stages.index(last)]):
+        return []
     pinned = _pinned_by(last, list(search_space))
     if not pinned:
         return []

@@ -49,8 +49,14 @@ def test_a_last_stage_over_the_top_two_of_three_warns_that_one_stays_pinned() ->
 
 
 def test_a_last_stage_over_a_named_subset_names_what_it_leaves_out() -> None:
-    (line,) = warnings_of(bayes(["learning_rate"]))
+    (line,) = warnings_of(SCREEN, bayes(["learning_rate"]))
     assert "weight_decay, warmup_steps" in line
+
+
+def test_a_deliberate_one_parameter_sweep_without_a_screening_does_not_warn() -> None:
+    grid = {"name": "grid", "strategy": "grid", "parameters": ["learning_rate"]}
+    assert warnings_of(grid) == []
+    assert warnings_of(bayes(["learning_rate"])) == []
 
 
 @pytest.mark.parametrize(
