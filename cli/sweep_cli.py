@@ -233,7 +233,12 @@ def _sweep_state(store: Any, name: str) -> Any:
 def _print_best(console: Console, store: Any, name: str) -> None:
     from sweepctl.orchestrator.confirmed import confirmed_best, winner_text
     from sweepctl.orchestrator.export import export_payload
-    from sweepctl.orchestrator.sweep_report import compact_params
+    from sweepctl.orchestrator.sweep_report import (
+        compact_params,
+        status_renderables,
+        warning_lines,
+        warnings_of,
+    )
     from sweepctl.spec.errors import UsageError
     from sweepctl.storage import sweepctl_home
 
@@ -245,8 +250,10 @@ def _print_best(console: Console, store: Any, name: str) -> None:
     path = sweepctl_home() / "exports" / f"{name}-best.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(payload)
-    for renderable in _status(store, name):
+    for renderable in status_renderables(store, name, with_warnings=False):
         console.print(renderable)
+    for line in warning_lines(warnings_of(store, name)):  # what not to trust, next to the answer
+        console.print(line, highlight=False, soft_wrap=True)
     console.print(f"best configuration written to {path}  (sweepctl trial {path})")
     confirmed = confirmed_best(store.sweep_row(name).stages)
     if confirmed is not None:  # the last line says what the seeds could and could not tell

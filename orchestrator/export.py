@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 import yaml
 
 from sweepctl.orchestrator.confirmed import Confirmed, confirmed_best, mean_ci, tie_text
-from sweepctl.orchestrator.sweep_report import best_trials, compact_params
+from sweepctl.orchestrator.sweep_report import best_trials, compact_params, warnings_of
 from sweepctl.spec.errors import UsageError
 from sweepctl.spec.models import EXTRA_TRAINING_KEYS, SWEEP_NAME, SweepSpec, spec_to_dict
 from sweepctl.spec.overrides import apply_overrides
@@ -60,7 +60,14 @@ def _spec_for(
     )
     if row is not None:
         data["description"] += f"; over {row['n']} seeds {metric} {mean_ci(row, '+-')}"
+    if reason := _degenerate(trial):
+        data["description"] += f"; degenerate: {reason}"
     return data
+
+
+def _degenerate(trial: TrialRecord) -> str | None:
+    """Why the trial learnt nothing (workers.noise), or None."""
+    return (trial.metrics or {}).get("degenerate")
 
 
 Best = tuple[TrialRecord, dict[str, Any], dict[str, Any] | None]
@@ -111,7 +118,7 @@ def hf_training_args(spec: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in training.items() if k not in EXTRA_TRAINING_KEYS}
 
 
-def _summary(best: Best, confirmed: Confirmed | None) -> dict[str, Any]:
+def _summary(best: Best, confirmed: Confirmed | None, warnings: list[str]) -> dict[str, Any]:
     trial, spec, row = best
     summary = {
         "sweep": trial.sweep_name,
@@ -120,6 +127,8 @@ def _summary(best: Best, confirmed: Confirmed | None) -> dict[str, Any]:
         "objective": trial.objective,
         "params": dict(trial.params),
         "config": hyperparameters(spec),
+        "degenerate": _degenerate(trial),
+        "warnings": warnings,  # the sweep's (orchestrator.diagnosis), always a list
     }
     if confirmed is not None and row is not None:
         summary["confirmed"] = {
@@ -134,16 +143,20 @@ def _summary(best: Best, confirmed: Confirmed | None) -> dict[str, Any]:
 
 
 def export_payload(store: Store, name: str, fmt: ExportFormat, top: int = 1) -> str:
-    """One string ready to print or write; lists only when more than one trial is asked."""
+    """One string ready to print or write; lists only when more than one trial is asked.
+    The sweep's warnings travel with it (YAML: `# warning:` comments above the spec; JSON:
+    `warnings`), so a configuration from a sweep that learnt nothing is not taken for an
+    answer elsewhere."""
     if fmt not in get_args(ExportFormat):
         raise UsageError(f"unknown export format {fmt!r}; expected yaml, json or hf-args")
     best, confirmed = _best_specs(store, name, top)
     if fmt == "yaml":
-        note = confirmation_note(confirmed)
+        notes = [confirmation_note(confirmed), *(f"warning: {w}" for w in warnings_of(store, name))]
         text = yaml.safe_dump_all([spec for _, spec, _ in best], sort_keys=False)
-        return f"# {note}\n{text}" if note else text
+        return "".join(f"# {note}\n" for note in notes if note) + text
     if fmt == "json":
-        items: list[Any] = [_summary(item, confirmed) for item in best]
+        warnings = warnings_of(store, name)
+        items: list[Any] = [_summary(item, confirmed, warnings) for item in best]
     else:
         items = [hf_training_args(spec) for _, spec, _ in best]
     return json.dumps(items[0] if top <= 1 else items, indent=2, default=str) + "\n"

@@ -42,3 +42,20 @@ def stage_parameter_names(
     if isinstance(stage.parameters, TopParameters):
         return rankings[stage.parameters.from_stage].top(stage.parameters.top)
     return list(stage.parameters)
+
+
+def tie_pick_warning(stage: StageSpecBase, rankings: Mapping[str, Ranking]) -> str | None:
+    """Why a `{top: k, from: S}` stage must say it did not pick by impact: S concluded
+    that no parameter moved the objective (OfatReport.no_signal), so its top k are the
+    first k of a tie, not the most impactful parameters. None for any other stage."""
+    chosen = stage.parameters
+    if not isinstance(chosen, TopParameters):
+        return None
+    ranking = rankings.get(chosen.from_stage)
+    if ranking is None or not getattr(ranking, "no_signal", False):
+        return None
+    names = ", ".join(ranking.top(chosen.top))
+    return (
+        f"top {chosen.top} taken from stage {chosen.from_stage}, where no parameter moved the "
+        f"objective: the parameters were not chosen by impact (searching {names})"
+    )

@@ -15,12 +15,14 @@ recomputes what is still to do from the record.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import optuna
 
 from sweepctl.orchestrator.outcomes import Outcome, tell
 from sweepctl.orchestrator.ownership import LeaseKeeper
+from sweepctl.orchestrator.proposals import tie_pick_warning
 from sweepctl.orchestrator.reasons import CANCEL_REASON, CRASH_REASON, INTERRUPT_REASON
 from sweepctl.orchestrator.retries import stage_tally
 from sweepctl.orchestrator.reuse import is_reused
@@ -38,6 +40,8 @@ from sweepctl.spec.models import spec_to_dict
 from sweepctl.spec.plan import StageSpec
 from sweepctl.storage import Store, SweepState, TrialState
 from sweepctl.storage.optuna_adapter import discard_waiting
+
+log = logging.getLogger("sweepctl.sweep")
 
 __all__ = [
     "CANCEL_REASON",
@@ -121,6 +125,7 @@ def _run(run: SweepRun, lease: LeaseKeeper) -> SweepState:
             _conclude(run, stage)
             continue
         run.store.set_stage_state(name, stage.name, SweepState.RUNNING)
+        _warn_of_tie_pick(run, stage)
         outcome, proposer = run_stage(run, stage, lease)
         if outcome == "cancelled":
             run.store.set_stage_state(name, stage.name, SweepState.CANCELLED)
@@ -132,6 +137,14 @@ def _run(run: SweepRun, lease: LeaseKeeper) -> SweepState:
         run.on_event("stage_completed", {"stage": stage.name, "summary": summary})
     run.store.set_sweep_state(name, SweepState.COMPLETED)
     return SweepState.COMPLETED
+
+
+def _warn_of_tie_pick(run: SweepRun, stage: StageSpec) -> None:
+    """A `top: k` read from a ranking of ties is said at once, not only in the summary."""
+    warning = tie_pick_warning(stage, run.reports)
+    if warning is not None:
+        log.warning("stage %s: %s", stage.name, warning)
+        run.on_event("stage_warning", {"stage": stage.name, "warning": warning})
 
 
 def _fail_sweep(run: SweepRun, stage: StageSpec, summary: dict[str, Any]) -> SweepState:
@@ -173,7 +186,9 @@ def _stage_summary(run: SweepRun, stage: StageSpec, proposer: StageProposer) -> 
     stage stopped (n_trials, exhausted: every configuration of its space is known, or
     repeats: the sampler proposed only known configurations MAX_REPEAT_STREAK times).
     `given_up` points used up their retries, `failed` ones failed deterministically,
-    `retried` counts the extra attempts (orchestrator.retries)."""
+    `retried` counts the extra attempts (orchestrator.retries). `picked_from_tie`: its
+    `top: k` came from a stage where no parameter moved the objective, said in `warnings`
+    (orchestrator.proposals.tie_pick_warning), so nothing presents the pick as a ranking."""
     trials = stage_trials(run.study, stage.name)
     summary: dict[str, Any] = {
         **proposer.record,  # the plan kept for a resume (StageStrategy.plan_record)
@@ -183,6 +198,9 @@ def _stage_summary(run: SweepRun, stage: StageSpec, proposer: StageProposer) -> 
         "ended_by": proposer.ended_by,
         **stage_tally(run.study, stage.name, run.spec.retries),
     }
+    warning = tie_pick_warning(stage, run.reports)
+    if warning is not None:
+        summary.update(picked_from_tie=True, warnings=[warning])
     if summary["finished"]:
         summary.update(_conclude(run, stage))
     return summary

@@ -23,6 +23,7 @@ from rich.text import Text
 
 from sweepctl.orchestrator.confirmed import SUMMARY_KEY as CONFIRM_KEY
 from sweepctl.orchestrator.confirmed import Confirmed, confirmed_best, mean_ci, winner_text
+from sweepctl.orchestrator.diagnosis import sweep_warnings
 from sweepctl.orchestrator.report import _cell as format_number
 from sweepctl.storage import Store, TrialRecord, TrialState, TrialSummary
 from sweepctl.storage.views import EpochStats, StageCount, SweepRow
@@ -35,6 +36,8 @@ STATE_STYLES = {
     TrialState.FAILED: "red",
 }
 NOISE_NOTE = "within baseline seed spread"
+DEGENERATE_MARK = "degenerate"
+WARNING_STYLE = "bold yellow"
 TRIAL_COLUMNS: tuple[tuple[str, JustifyMethod], ...] = (
     ("Stage", "left"),
     ("#", "right"),
@@ -179,6 +182,9 @@ def trials_table(store: Store, name: str, limit: int | None = None) -> Table:
 
 
 def _trial_cells(trial: TrialSummary, total: float | None) -> list[RenderableType]:
+    state = _styled_state(trial.state)
+    if trial.degenerate:  # learnt nothing (workers.noise); `sweepctl show` says why
+        state.append(f" {DEGENERATE_MARK}", style="yellow")
     return [
         trial.stage or "-",
         str(trial.number),
@@ -186,14 +192,16 @@ def _trial_cells(trial: TrialSummary, total: float | None) -> list[RenderableTyp
         compact_params(trial.params),
         f"{trial.evaluations}/{format_value(total) if total else '?'}",
         format_number(trial.objective),
-        _styled_state(trial.state),
+        state,
     ]
 
 
 # --- sweepctl status ------------------------------------------------------------------
 
 
-def status_renderables(store: Store, name: str) -> list[RenderableType]:
+def status_renderables(store: Store, name: str, with_warnings: bool = True) -> list[RenderableType]:
+    """`with_warnings`: end with the sweep's warnings (orchestrator.diagnosis); `launch`
+    prints them itself, as its last lines."""
     sweep = store.sweep_row(name)  # an unknown sweep raises the store's StoreError
     objective = objective_of({"objective": store.sweep_objectives([sweep.id]).get(sweep.id)})
     counts = store.stage_counts(sweep.id)
@@ -222,7 +230,21 @@ def status_renderables(store: Store, name: str) -> list[RenderableType]:
     savings = pruning_savings_line(store.epoch_stats(sweep.id))
     if savings:
         parts.append(savings)
+    if with_warnings:
+        parts += warning_lines(sweep_warnings(store, sweep, objective.metric, objective.maximize))
     return parts
+
+
+def warnings_of(store: Store, name: str) -> list[str]:
+    """The sweep's warnings (orchestrator.diagnosis) for `export` and `launch`."""
+    sweep = store.sweep_row(name)
+    objective = objective_of({"objective": store.sweep_objectives([sweep.id]).get(sweep.id)})
+    return sweep_warnings(store, sweep, objective.metric, objective.maximize)
+
+
+def warning_lines(warnings: list[str]) -> list[Text]:
+    """Prefixed as the CLI's stderr warnings are, so a reader scanning for them finds them."""
+    return [Text(f"warning: {line}", style=WARNING_STYLE) for line in warnings]
 
 
 def _stages_table(
@@ -259,9 +281,10 @@ def _best_line(ranked: list[TrialSummary], objective: Objective, label: str) -> 
     if not ranked:
         return Text(f"{label}: no completed trial yet")
     best = ranked[0]
+    flag = f"  [{DEGENERATE_MARK}: {best.degenerate}]" if best.degenerate else ""
     return Text(
         f"{label}: trial {best.id} (stage {best.stage or '-'}, #{best.number}) "
-        f"{objective.metric} {format_number(best.objective)}  {compact_params(best.params)}"
+        f"{objective.metric} {format_number(best.objective)}  {compact_params(best.params)}" + flag
     )
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sweepctl.orchestrator.confirmed import confirmed_best
+from sweepctl.orchestrator.diagnosis import sweep_warnings
 from sweepctl.orchestrator.sweep_report import objective_of
 from sweepctl.storage import Store, SweepRecord, SweepState, SweepStats, TrialState
 from sweepctl.storage.views import SweepRow
@@ -27,6 +28,7 @@ AnySweep = SweepRecord | SweepRow
 _FACTS_SIZE = 512
 _facts: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], dict[str, int | None]]] = OrderedDict()
 _facts_lock = threading.Lock()
+_warnings: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
 
 FINISHED_SWEEP = frozenset({SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED})
 DONE = (TrialState.COMPLETED, TrialState.PRUNED)
@@ -61,7 +63,28 @@ def sweep_overview(
         # mean ± 95% CI per confirmed configuration, the paired tests and the ties
         "confirmed": confirmed.to_dict() if confirmed is not None else None,
         "stages": _stages(sweep, stats, planned),
+        # what not to trust in this sweep (orchestrator.diagnosis): always a list
+        "warnings": cached_warnings(store, sweep, objective),
     }
+
+
+def cached_warnings(store: Store, sweep: AnySweep, objective: dict[str, Any]) -> list[str]:
+    """`sweep_warnings`, read again only when a trial or a stage summary has changed: the
+    sweeps list builds an overview of every sweep on each view, and a finished sweep's
+    warnings never change. A trial's result is written with its state, so the per-state
+    counts and the summaries in the key see every change the warnings depend on."""
+    summaries = {stage.name: stage.summary for stage in sweep.stages}
+    key = (store.url, sweep.id, sweep.created_at, _freeze(sweep.trial_counts), _freeze(summaries))
+    with _facts_lock:
+        if key in _warnings:
+            _warnings.move_to_end(key)
+            return list(_warnings[key])
+    found = sweep_warnings(store, sweep, objective["metric"], objective["maximize"])
+    with _facts_lock:
+        _warnings[key] = found
+        while len(_warnings) > _FACTS_SIZE:
+            _warnings.popitem(last=False)
+    return list(found)
 
 
 def best_trial_id(stats: SweepStats, maximize: bool) -> int | None:

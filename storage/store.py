@@ -29,6 +29,7 @@ from sweepctl.storage.errors import StoreError, first_line
 from sweepctl.storage.jsonsafe import sanitize_float, sanitize_json
 from sweepctl.storage.liveness import LivenessMixin
 from sweepctl.storage.models import VERSION_TABLE, Artifact, Base, Sweep, Trial, utcnow
+from sweepctl.storage.outcome_views import OutcomeViewMixin
 from sweepctl.storage.records import EvaluationRecord, TrialRecord
 from sweepctl.storage.revisions import linear_head_revision
 from sweepctl.storage.rows import (
@@ -88,11 +89,12 @@ def _transition_values(
     return values
 
 
-class Store(SweepMixin, ViewMixin, LivenessMixin):
+class Store(SweepMixin, ViewMixin, OutcomeViewMixin, LivenessMixin):
     """Thread-safe within a process (one short session per call); across processes
     SQLite relies on WAL + busy_timeout and PostgreSQL on row locks. Sweep and stage
     methods live in ``storage.sweeps.SweepMixin``, the lease and heartbeats in
-    ``storage.liveness.LivenessMixin``.
+    ``storage.liveness.LivenessMixin``, the diagnosis's aggregates in
+    ``storage.outcome_views.OutcomeViewMixin``.
 
     ``read_only=True`` (status, list, show, export) never migrates or writes, and opens a
     SQLite file that this process cannot write (a read-only copy, a read-only mount)

@@ -87,6 +87,8 @@ class TrialSummary:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # why a finished trial learnt nothing (workers.noise), read out of its metrics in SQL
+    degenerate: str | None = None
 
     @property
     def duration_s(self) -> float | None:
@@ -110,6 +112,7 @@ class TrialSummary:
             "started_at": self.started_at.isoformat() if self.started_at else None,
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "duration_s": self.duration_s,
+            "degenerate": self.degenerate,
         }
 
 
@@ -125,6 +128,7 @@ _SUMMARY_COLUMNS = (
     Trial.created_at,
     Trial.started_at,
     Trial.finished_at,
+    Trial.metrics["degenerate"].as_string(),
 )
 
 
@@ -435,9 +439,8 @@ def _evaluation_counts(sweep_id: int) -> Any:
 
 def _summary(row: Any) -> TrialSummary:
     *fields, n, last_epoch, last_evaluation_at = row
-    (id_, number, optuna_number, stage, state, params, objective, error, created, started, done) = (
-        fields
-    )
+    (id_, number, optuna_number, stage, state, params, objective, error, *stamps, flag) = fields
+    created, started, done = stamps
     return TrialSummary(
         id=id_,
         number=number,
@@ -453,6 +456,7 @@ def _summary(row: Any) -> TrialSummary:
         created_at=created,
         started_at=started,
         finished_at=done,
+        degenerate=flag,
     )
 
 
