@@ -28,7 +28,7 @@ def plan_warnings(stages: list[StageSpecBase], search_space: dict[str, Any]) -> 
     if not searching:
         return []
     last = searching[-1]
-    if not any(s.strategy == "ofat" for s in stages[: stages.index(last)]):
+    if not any(s.ranks_parameters for s in stages[: stages.index(last)]):
         return []
     pinned = _pinned_by(last, list(search_space))
     if not pinned:
