@@ -103,13 +103,14 @@ def mean_ci(row: dict[str, Any], plus: str = "±") -> str:
 
 
 def winner_text(confirmed: Confirmed, describe: Any) -> str:
-    """The pick with its interval, or that the top configurations tie, naming them."""
+    """The pick with its interval; on a tie, first that the top configurations cannot be
+    told apart, naming them, and then the pick, which still carries its interval: a tie
+    says how wide the noise is, and the interval is what shows it."""
+    winner = confirmed.winner
+    picked = f"{describe(winner['params'])}  {confirmed.metric} {mean_ci(winner)}"
     if confirmed.ties:
-        return tie_text(confirmed, describe) + f" (picked: {describe(confirmed.winner['params'])})"
-    return (
-        f"confirmed best (stage {confirmed.stage}, pick {confirmed.pick}): "
-        f"{describe(confirmed.winner['params'])}  {confirmed.metric} {mean_ci(confirmed.winner)}"
-    )
+        return tie_text(confirmed, describe) + f" (picked: {picked})"
+    return f"confirmed best (stage {confirmed.stage}, pick {confirmed.pick}): {picked}"
 
 
 def tie_text(confirmed: Confirmed, describe: Any) -> str:

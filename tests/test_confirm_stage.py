@@ -21,6 +21,7 @@ from rich.console import Console
 
 from sweepctl.cli import main
 from sweepctl.orchestrator.backends import InlineBackend
+from sweepctl.orchestrator.confirmed import mean_ci
 from sweepctl.orchestrator.export import export_payload, export_spec
 from sweepctl.orchestrator.plan_size import planned_trials
 from sweepctl.orchestrator.search import REPEAT_ATTR
@@ -259,6 +260,8 @@ def test_ties_are_said_and_named_by_export_and_by_launch_s_last_line(
     named = [result["winner"]["params"], *result["tied"]]
     assert "cannot be told apart" in last
     assert all(f"learning_rate={p['learning_rate']:.4g}" in last for p in named), last
+    assert f"(picked: learning_rate={result['winner']['params']['learning_rate']:.4g}" in last
+    assert mean_ci(result["winner"]) in last, "the pick from a tie still shows its interval"
     text = export_payload(store, "tie", "yaml")
     assert text.startswith("# confirm stage 'confirm': the top configurations cannot be told")
     exported = yaml.safe_load(text)

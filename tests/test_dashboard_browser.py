@@ -311,6 +311,9 @@ def test_configurations_the_seeds_cannot_tell_apart_are_named_as_tied(
     expect(ties).to_contain_text("The top configurations cannot be told apart")
     for params in [confirmed["winner"]["params"], *confirmed["tied"]]:
         expect(ties).to_contain_text(", ".join(f"{k}={v}" for k, v in params.items()))
+    picked = page.locator("#confirmed-winner")
+    expect(picked).to_contain_text("Picked from the tie")
+    expect(picked).to_contain_text(mean_ci(confirmed["winner"]))
     expect(page.locator("#confirmed-table tbody tr")).to_have_count(
         len(confirmed["configurations"])
     )

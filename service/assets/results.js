@@ -54,13 +54,16 @@ window.sweepResults = (() => {
       box.replaceChildren(el("p", { className: "empty" }, "No confirm stage has completed."));
       return;
     }
-    const lead = confirmed.tied.length
-      ? el("p", { className: "warning", id: "confirmed-ties" },
-          "The top configurations cannot be told apart: " +
-          [confirmed.winner.params, ...confirmed.tied].map(params).join("; "))
-      : el("p", { id: "confirmed-winner" },
-          `Confirmed best (stage ${confirmed.stage}, pick ${confirmed.pick}): ` +
-          `${params(confirmed.winner.params)}  ${confirmed.metric} ${meanCI(confirmed.winner.interval)}`);
+    const lead = [];
+    if (confirmed.tied.length) {
+      lead.push(el("p", { className: "warning", id: "confirmed-ties" },
+        "The top configurations cannot be told apart: " +
+        [confirmed.winner.params, ...confirmed.tied].map(params).join("; ")));
+    }
+    const title = confirmed.tied.length ? "Picked from the tie" : "Confirmed best";
+    lead.push(el("p", { id: "confirmed-winner" },
+      `${title} (stage ${confirmed.stage}, pick ${confirmed.pick}): ` +
+      `${params(confirmed.winner.params)}  ${confirmed.metric} ${meanCI(confirmed.winner.interval)}`));
     const body = el("tbody");
     const rows = confirmed.configurations.slice();
     if (confirmed.baseline && !rows.some((r) => r.is_baseline)) rows.push({ ...confirmed.baseline, verdict: "baseline" });
@@ -72,7 +75,7 @@ window.sweepResults = (() => {
     }
     const table = el("table", { className: "grid", id: "confirmed-table" });
     table.append(head(["rank", "params", `${confirmed.metric} mean ± CI`, "Δ vs winner", ""]), body);
-    box.replaceChildren(lead, table);
+    box.replaceChildren(...lead, table);
   }
 
   function head(titles) {
