@@ -36,8 +36,16 @@ def register(commands: Any) -> dict[str, Any]:
         default="error",
         help="what to do when a sweep of this name is already in the store",
     )
-    resume = commands.add_parser("resume", help="continue an interrupted sweep")
+    resume = commands.add_parser("resume", help="continue an interrupted or stopped sweep")
     resume.add_argument("name")
+    resume.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="raise or set a budget limit first, e.g. max_wall_time=12h (repeatable; "
+        "KEY=none removes the limit)",
+    )
     for parser in (launch, resume):
         parser.add_argument("--db", help="SQLAlchemy URL or SQLite path")
         parser.add_argument("--ray-address", help="join this Ray cluster instead of a local one")
@@ -118,9 +126,37 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     from sweepctl.spec.models import SweepSpec
 
     with _store(args) as store:
-        spec = SweepSpec.model_validate(store.sweep_spec(args.name))
+        stored = store.sweep_spec(args.name)
+        if args.budget:
+            budget = raised_budget(stored.get("budget") or {}, args.budget)
+            store.set_sweep_budget(args.name, budget)
+            stored = {**stored, "budget": budget}
+        spec = SweepSpec.model_validate(stored)
     check_launchable(spec, f"sweep {args.name}", args.runner)  # its data may have changed
     return _resume(args, console, spec)
+
+
+def raised_budget(current: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """The stored budget with `--budget KEY=VALUE` applied, validated as the spec's
+    `budget` is; a bad key or value is one line naming it (exit 2), nothing written."""
+    from pydantic import ValidationError
+
+    from sweepctl.spec.errors import UsageError
+    from sweepctl.spec.overnight import BudgetSpec
+
+    budget = dict(current)
+    for assignment in assignments:
+        key, sep, value = assignment.partition("=")
+        if not sep or key.strip() not in BudgetSpec.model_fields:
+            known = ", ".join(BudgetSpec.model_fields)
+            raise UsageError(f"--budget {assignment!r}: expected KEY=VALUE with KEY one of {known}")
+        budget[key.strip()] = None if value.strip().lower() == "none" else value.strip()
+    try:
+        return BudgetSpec.model_validate(budget).model_dump()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise UsageError(f"--budget {field}: {error['msg']}") from None
 
 
 def _resume(args: argparse.Namespace, console: Console, spec: Any) -> int:
@@ -138,8 +174,8 @@ def _resume(args: argparse.Namespace, console: Console, spec: Any) -> int:
 
 def _drive(args: argparse.Namespace, console: Console, spec: Any, action: Any) -> int:
     """Exit 0: COMPLETED with every point trained; 1: FAILED, CANCELLED (Ctrl-C, SIGTERM,
-    `sweepctl cancel`) or COMPLETED with given-up points; 2 (from main): bad input, or the
-    sweep is owned by another orchestrator."""
+    `sweepctl cancel`), STOPPED (a budget used up) or COMPLETED with given-up points; 2
+    (from main): bad input, or the sweep is owned by another orchestrator."""
     from sweepctl.orchestrator.backends import InlineBackend, RayBackend
     from sweepctl.orchestrator.sweep import SweepRun, given_up_points
     from sweepctl.orchestrator.sweep_report import trials_table
@@ -172,7 +208,9 @@ def _drive(args: argparse.Namespace, console: Console, spec: Any, action: Any) -
             backend.shutdown()
         sweep = store.get_sweep(spec.name)
         reason = f": {sweep.error}" if sweep.error else ""
-        console.print(f"sweep {spec.name}: {state.value}{reason}")
+        console.print(f"sweep {spec.name}: {state.value}{reason}", highlight=False, soft_wrap=True)
+        if state is SweepState.STOPPED:
+            console.print(f"continue it with `sweepctl resume {spec.name} --budget KEY=VALUE`")
         if state is not SweepState.COMPLETED:
             return 1
         _print_best(console, store, spec.name)
@@ -300,7 +338,7 @@ def cmd_watch(args: argparse.Namespace, console: Console) -> int:
     from sweepctl.orchestrator.sweep_report import trials_table
     from sweepctl.storage import SweepState
 
-    finished = {SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED}
+    finished = {SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED, SweepState.STOPPED}
     with _store(args, read_only=True) as store, Live(console=console, refresh_per_second=1) as live:
         while True:
             live.update(trials_table(store, args.name, limit=40))

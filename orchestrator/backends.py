@@ -7,7 +7,8 @@ process that exits afterwards (`max_calls=1`), so GPU memory is handed back betw
 trials. Ray's own task retries are off (`max_retries=0`): a retry would re-run the same
 Optuna trial, which the store refuses, so the point was silently lost; sweepctl retries a
 configuration itself as a new attempt (orchestrator.retries). A dead worker comes back as
-a FAILED result with kind worker_lost (oom when Ray's memory monitor killed it).
+a FAILED result with kind worker_lost (oom when Ray's memory monitor killed it). The retry
+of an out-of-memory trial always starts in a new worker process (`fresh_process_env`).
 
 Without an address sweepctl starts its own local Ray (`address="local"`): plain
 `ray.init()` would join whatever cluster left its address file in Ray's temp directory
@@ -150,7 +151,10 @@ class RayBackend(ExecutionBackend):
         self._refs: dict[Any, TrialJob] = {}
 
     def _launch(self, job: TrialJob) -> Any:
-        ref = self._task.remote(job)
+        task = self._task
+        if job.batch_before_oom is not None:
+            task = task.options(runtime_env=fresh_process_env(job))
+        ref = task.remote(job)
         with self._lock:
             self._refs[ref] = job
         return ref
@@ -255,6 +259,14 @@ def init_ray(address: str | None) -> bool:
     return True
 
 
+def fresh_process_env(job: TrialJob) -> dict[str, Any]:
+    """A runtime env no worker has yet: Ray starts a new process for it. Why: the retry of
+    a trial that ran out of memory must not inherit the memory its try still held (a CPU
+    worker is reused by Ray; a GPU one already exits after each trial)."""
+    marker = {"SWEEPCTL_FRESH_WORKER_FOR": f"{job.sweep}:{job.optuna_number}"}
+    return {"env_vars": {**_forwarded_environment(), **marker}}
+
+
 def _forwarded_environment() -> dict[str, str]:
     """Settings the worker processes must share with the CLI that launched them."""
     keys = (
@@ -264,6 +276,7 @@ def _forwarded_environment() -> dict[str, str]:
         "HF_DATASETS_OFFLINE",
         "WANDB_MODE",
         "SWEEPCTL_REPLAY_STEP_SECONDS",
+        "SWEEPCTL_FAULT_OOM_AT_STEP",  # workers.faults
         "TOKENIZERS_PARALLELISM",
     )
     return {k: os.environ[k] for k in keys if k in os.environ}

@@ -21,6 +21,7 @@ from sweepctl.storage.optuna_adapter import optuna_state, set_attr_unless_finish
 FAILURE_ATTR = "sweepctl_failure"  # a FailureKind value, or "cancelled"
 ATTEMPT_ATTR = "sweepctl_attempt"  # 1-based try of this configuration in its stage
 RETRY_OF_ATTR = "sweepctl_retry_of"  # Optuna number of the try this one repeats
+BATCH_HALVINGS_ATTR = "sweepctl_batch_halvings"  # OOM retries before this try (spec.batch)
 NOISE_ATTR = "sweepctl_noise"  # half-width of the objective's evaluation-set interval
 CANCELLED = "cancelled"
 

@@ -22,6 +22,7 @@ class Proposal:
     repeat: int = 0
     attempt: int = 1  # which try of this point (orchestrator.retries)
     retry_of: int | None = None  # the Optuna number of the try this one repeats
+    batch_halvings: int = 0  # out-of-memory retries before this one (spec.batch)
 
     @property
     def key(self) -> str:

@@ -12,6 +12,10 @@ failed deterministically (error, nan, bad_input: the same code on the same input
 again), or when `retries.max_attempts` tries failed for a retryable reason (`retries.on`);
 that last case is *given up*, and the stage summary counts it. Cancelled tries (a cancel,
 Ctrl-C, a dead orchestrator) say nothing about the configuration and never count.
+
+Out of memory is the exception (`resources.oom_fallback`): the next try of the point runs
+with a smaller batch at the same effective batch (spec.batch), so an OOM that the batch
+can still answer is free. Only an OOM at a batch of 1 counts as an attempt.
 """
 
 from __future__ import annotations
@@ -23,14 +27,50 @@ from dataclasses import dataclass, field, replace
 import optuna
 from optuna.trial import FrozenTrial
 
-from sweepctl.orchestrator.outcomes import ATTEMPT_ATTR, CANCELLED, FAILURE_ATTR, RETRY_OF_ATTR
+from sweepctl.orchestrator.outcomes import (
+    ATTEMPT_ATTR,
+    BATCH_HALVINGS_ATTR,
+    CANCELLED,
+    FAILURE_ATTR,
+    RETRY_OF_ATTR,
+)
 from sweepctl.orchestrator.proposals import Proposal
 from sweepctl.orchestrator.reuse import ConfigKey, is_reused, trial_key
 from sweepctl.orchestrator.search import CONFIG_ATTR, REPEAT_ATTR, finished_ok, stage_trials
-from sweepctl.spec.plan import RetriesSpec
+from sweepctl.spec.batch import possible_halvings
+from sweepctl.spec.models import SweepSpec
 from sweepctl.storage import FailureKind
 
 SAMPLED_ROLE = "sampled"
+OOM = FailureKind.OOM.value
+BATCH_KEYS = ("per_device_train_batch_size", "gradient_accumulation_steps")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`retries` and `resources.oom_fallback` of a spec: when a failed try is tried again."""
+
+    max_attempts: int
+    on: tuple[str, ...]
+    oom_fallback: bool = False
+    training: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, spec: SweepSpec) -> RetryPolicy:
+        return cls(
+            max_attempts=spec.retries.max_attempts,
+            on=tuple(spec.retries.on),
+            oom_fallback=spec.resources.oom_fallback,
+            training=dict(spec.training),
+        )
+
+    def halvings_for(self, params: dict[str, object]) -> int:
+        """How often this point's batch can halve (0 with the fallback off); a searched
+        batch size or accumulation is the point's own."""
+        if not self.oom_fallback:
+            return 0
+        searched = {k: v for k, v in params.items() if k in BATCH_KEYS}
+        return possible_halvings({**self.training, **searched})
 
 
 @dataclass
@@ -50,27 +90,54 @@ class PointHistory:
             if t.state is optuna.trial.TrialState.FAIL
         ]
 
-    def counted_failures(self, policy: RetriesSpec) -> int:
-        return sum(kind in policy.on for kind in self.failures())
+    def ooms(self) -> int:
+        return sum(kind == OOM for kind in self.failures())
+
+    def free_ooms(self, policy: RetryPolicy) -> int:
+        """OOMs the fallback answers with a smaller batch: they cost no attempt."""
+        if not self.tries:
+            return 0
+        return min(self.ooms(), policy.halvings_for(dict(self.tries[0].params)))
+
+    def counted_failures(self, policy: RetryPolicy) -> int:
+        counted = sum(kind in policy.on for kind in self.failures())
+        return counted - (self.free_ooms(policy) if OOM in policy.on else 0)
+
+    def oom_answerable(self, policy: RetryPolicy) -> bool:
+        """The last try ran out of memory at a batch that can still shrink."""
+        failed = self.tries[-1].state is optuna.trial.TrialState.FAIL
+        last_oom = failed and self.tries[-1].user_attrs.get(FAILURE_ATTR) == OOM
+        return last_oom and self.ooms() <= policy.halvings_for(dict(self.tries[0].params))
 
     def failed_deterministically(self) -> bool:
         deterministic = {k.value for k in FailureKind if k.is_deterministic}
         return any(kind in deterministic for kind in self.failures())
 
-    def given_up(self, policy: RetriesSpec) -> bool:
+    def given_up(self, policy: RetryPolicy) -> bool:
+        """Tries are used up, or the last one failed for a kind `retries.on` leaves out."""
         if self.succeeded or self.failed_deterministically():
             return False
+        last = self.failures()[-1:]
+        not_retried = last not in ([], [CANCELLED]) and last[0] not in policy.on
+        if not_retried and not self.oom_answerable(policy):
+            return True
         return self.counted_failures(policy) >= policy.max_attempts
 
-    def settled(self, policy: RetriesSpec) -> bool:
+    def settled(self, policy: RetryPolicy) -> bool:
         return self.succeeded or self.failed_deterministically() or self.given_up(policy)
 
-    def next_try(self, proposal: Proposal) -> Proposal:
-        """The proposal again, numbered as the next attempt after the last try."""
+    def next_try(self, proposal: Proposal, policy: RetryPolicy) -> Proposal:
+        """The proposal again, numbered as the next attempt after the last try, with one
+        batch halving per out-of-memory try the fallback can answer."""
         if not self.tries:
             return proposal
         last = self.tries[-1]
-        return replace(proposal, attempt=len(self.tries) + 1, retry_of=last.number)
+        return replace(
+            proposal,
+            attempt=len(self.tries) + 1,
+            retry_of=last.number,
+            batch_halvings=self.free_ooms(policy),
+        )
 
 
 def histories(study: optuna.Study, stage: str) -> dict[ConfigKey, PointHistory]:
@@ -94,7 +161,7 @@ def proposal_of(trial: FrozenTrial) -> Proposal:
 
 
 def unsettled_tries(
-    study: optuna.Study, stage: str, policy: RetriesSpec, exclude: Iterable[ConfigKey] = ()
+    study: optuna.Study, stage: str, policy: RetryPolicy, exclude: Iterable[ConfigKey] = ()
 ) -> list[Proposal]:
     """Points of a stage that were tried, are not settled, and have no try in flight:
     what a resumed sampled stage runs again (a fixed stage re-derives its own list)."""
@@ -103,31 +170,35 @@ def unsettled_tries(
     for key, history in histories(study, stage).items():
         if key in skip or history.settled(policy):
             continue
-        retries.append(history.next_try(proposal_of(history.tries[-1])))
+        retries.append(history.next_try(proposal_of(history.tries[-1]), policy))
     return sorted(retries, key=lambda p: p.retry_of or 0)
 
 
 def retry_after(
-    study: optuna.Study, stage: str, trial: FrozenTrial, policy: RetriesSpec
+    study: optuna.Study, stage: str, trial: FrozenTrial, policy: RetryPolicy
 ) -> Proposal | None:
     """A new try of `trial`'s point when its failure is retryable and tries are left."""
     kind = trial.user_attrs.get(FAILURE_ATTR)
-    if trial.state is not optuna.trial.TrialState.FAIL or kind not in policy.on:
+    if trial.state is not optuna.trial.TrialState.FAIL:
         return None
     history = histories(study, stage).get(trial_key(trial), PointHistory([trial]))
+    if kind not in policy.on and not history.oom_answerable(policy):
+        return None
     if history.settled(policy):
         return None
-    return history.next_try(proposal_of(trial))
+    return history.next_try(proposal_of(trial), policy)
 
 
 def attempt_attrs(proposal: Proposal) -> dict[str, int]:
     attrs = {ATTEMPT_ATTR: proposal.attempt}
     if proposal.retry_of is not None:
         attrs[RETRY_OF_ATTR] = proposal.retry_of
+    if proposal.batch_halvings:
+        attrs[BATCH_HALVINGS_ATTR] = proposal.batch_halvings
     return attrs
 
 
-def stage_tally(study: optuna.Study, stage: str, policy: RetriesSpec) -> dict[str, int]:
+def stage_tally(study: optuna.Study, stage: str, policy: RetryPolicy) -> dict[str, int]:
     """What a stage summary reports about its points' ends."""
     points = histories(study, stage).values()
     return {

@@ -20,10 +20,12 @@ from typing import Any
 
 import optuna
 
+from sweepctl.orchestrator.budget import BudgetGuard
 from sweepctl.orchestrator.outcomes import ATTEMPT_ATTR, Outcome, tell
 from sweepctl.orchestrator.proposals import Proposal
 from sweepctl.orchestrator.reasons import CANCEL_REASON
 from sweepctl.orchestrator.retries import (
+    RetryPolicy,
     attempt_attrs,
     histories,
     retry_after,
@@ -47,7 +49,7 @@ from sweepctl.orchestrator.search import (
     stage_trials,
 )
 from sweepctl.orchestrator.strategies import StageContext, strategy_named
-from sweepctl.orchestrator.trial_jobs import trial_pruning, trial_spec
+from sweepctl.orchestrator.trial_jobs import trial_pruning, trial_spec, with_smaller_batch
 from sweepctl.orchestrator.watchdog import Watchdog, WatchdogThread
 from sweepctl.spec.baseline import baseline
 from sweepctl.spec.models import spec_to_dict
@@ -68,7 +70,7 @@ class StageProposer:
     def __init__(self, run: SweepRun, stage: StageSpec) -> None:
         self.run, self.stage = run, stage
         self.strategy = strategy_named(stage.strategy)
-        self.policy = run.spec.retries
+        self.policy = RetryPolicy.of(run.spec)
         self.space = distributions(run.spec)
         self.ctx = stage_context(run, stage)
         self.record = self._kept_plan()
@@ -77,6 +79,7 @@ class StageProposer:
         self.left = 0
         self.streak = 0  # consecutive proposals that were already known
         self.ended_by = "plan"
+        self.stop_reason: str | None = None  # a used-up budget ended the stage
         self.size: int | None = None
         self.sampler = self.strategy.sampler(self.ctx)
         if self.sampler is not None:
@@ -108,7 +111,7 @@ class StageProposer:
             if history is None:
                 queue.append(proposal)
             elif not history.settled(self.policy):
-                queue.append(history.next_try(proposal))
+                queue.append(history.next_try(proposal, self.policy))
         return queue
 
     def has_next(self) -> bool:
@@ -171,6 +174,10 @@ class StageProposer:
         trial.set_user_attr(ATTEMPT_ATTR, 1)
         return trial, Proposal(dict(trial.params), "sampler")
 
+    def queued_retries(self) -> set[int]:
+        """Optuna numbers of failed tries whose next attempt waits in the queue."""
+        return {p.retry_of for p in self.queue if p.retry_of is not None}
+
     def retry(self, outcome: Outcome) -> Proposal | None:
         """Put the next attempt of a failed point at the front of the queue, if any."""
         frozen = self.known.frozen(outcome.number)
@@ -217,9 +224,14 @@ def _drive(
     pruning = trial_pruning(run.spec, proposer.strategy.prunable)
     spec_dict = spec_to_dict(run.spec)  # the sweep's record, the same for every trial
     outage = StoreOutage()
+    guard = BudgetGuard(run.store, run.spec.name, run.spec.budget)
     unsettled: list[JobResult] = []  # results seen while the store was unreachable
+    failed = False  # a trial failed since the budget was last asked
     while True:
         lease.check()
+        if not unsettled and _budget_stop(run, proposer, guard, failed, outage):
+            return "stopped", proposer
+        failed = False
         while not unsettled and run.backend.running < limit and proposer.has_next():
             asked = proposer.ask()
             if asked is not None:
@@ -229,6 +241,7 @@ def _drive(
             return "done", proposer
         unsettled += run.backend.poll(timeout=0.5)
         unsettled += watchdog.verdicts(wait_s=0.2 if idle else 0.0)
+        failed = any(result.state == TrialState.FAILED.value for result in unsettled)
         with outage.tolerated():
             while unsettled:
                 settle(run, proposer, stage, unsettled[0])
@@ -236,6 +249,21 @@ def _drive(
             if run.store.get_sweep(run.spec.name).state == SweepState.CANCELLED:
                 stop_trials(run, proposer, CANCEL_REASON)
                 return "cancelled", proposer
+
+
+def _budget_stop(
+    run: SweepRun, proposer: StageProposer, guard: BudgetGuard, failed: bool, outage: StoreOutage
+) -> bool:
+    """A used-up budget (orchestrator.budget) stops the stage before anything more
+    starts: trials in flight end CANCELLED with the reason, kept on the proposer."""
+    reason = None
+    with outage.tolerated():
+        reason = guard.reason(failed, proposer.queued_retries())
+    if reason is None:
+        return False
+    stop_trials(run, proposer, reason)
+    proposer.stop_reason = reason
+    return True
 
 
 class StoreOutage:
@@ -293,12 +321,14 @@ def _start(
         ),
         committed=lambda: _existing_row(run, trial.number),
     )
+    resolved = trial_spec(run.spec, dict(trial.params), proposal.repeat)
+    resolved, batch_before = with_smaller_batch(resolved, proposal.batch_halvings)
     job = TrialJob(
         sweep=run.spec.name,
         stage=stage.name,
         optuna_number=trial.number,
         params=dict(trial.params),
-        spec=trial_spec(run.spec, dict(trial.params), proposal.repeat),
+        spec=resolved,
         db_url=run.db_url,
         home=run.home,
         runner=run.runner,
@@ -306,6 +336,8 @@ def _start(
         repeat=proposal.repeat,
         trial_id=trial_id,
         heartbeat_interval=run.spec.resources.heartbeat_interval,
+        attempt=proposal.attempt,
+        batch_before_oom=batch_before,
     )
     run.backend.start(job)
     data = {"stage": stage.name, "number": trial.number, "params": job.params}

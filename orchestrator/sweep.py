@@ -4,7 +4,8 @@
               (skipping COMPLETED ones on resume): stage RUNNING ─► orchestrator.stage_runner
               ─► stage COMPLETED (+ summary: the OFAT ranking, given-up and failed points)
            ─► sweep COMPLETED, or FAILED when a stage trained nothing successfully
-              (or CANCELLED: `sweepctl cancel` elsewhere, Ctrl-C or SIGTERM here)
+              (or CANCELLED: `sweepctl cancel` elsewhere, Ctrl-C or SIGTERM here;
+              or STOPPED: a budget was used up, orchestrator.budget)
 
 The orchestrator holds no per-status lists of its own: the study and the store are the
 state, which is what makes `resume` after a crash simple. Trials the dead orchestrator
@@ -24,7 +25,7 @@ from sweepctl.orchestrator.outcomes import Outcome, tell
 from sweepctl.orchestrator.ownership import LeaseKeeper
 from sweepctl.orchestrator.proposals import tie_pick_warning
 from sweepctl.orchestrator.reasons import CANCEL_REASON, CRASH_REASON, INTERRUPT_REASON
-from sweepctl.orchestrator.retries import stage_tally
+from sweepctl.orchestrator.retries import RetryPolicy, stage_tally
 from sweepctl.orchestrator.reuse import is_reused
 from sweepctl.orchestrator.run import SweepRun
 from sweepctl.orchestrator.search import finished_ok, stage_trials
@@ -130,6 +131,8 @@ def _run(run: SweepRun, lease: LeaseKeeper) -> SweepState:
         if outcome == "cancelled":
             run.store.set_stage_state(name, stage.name, SweepState.CANCELLED)
             return SweepState.CANCELLED  # `sweepctl cancel` already moved the sweep itself
+        if outcome == "stopped":
+            return _stop_sweep(run, stage, proposer.stop_reason or "budget used up")
         summary = _stage_summary(run, stage, proposer)
         if summary["trials"] and not summary["finished"]:
             return _fail_sweep(run, stage, summary)
@@ -155,6 +158,16 @@ def _fail_sweep(run: SweepRun, stage: StageSpec, summary: dict[str, Any]) -> Swe
     run.store.set_sweep_state(name, SweepState.FAILED, error=reason)
     run.on_event("sweep_failed", {"stage": stage.name, "reason": reason})
     return SweepState.FAILED
+
+
+def _stop_sweep(run: SweepRun, stage: StageSpec, reason: str) -> SweepState:
+    """A budget was used up: the stage and the sweep end STOPPED with the limit that was
+    hit; `sweepctl resume NAME --budget KEY=VALUE` continues with a larger one."""
+    name = run.spec.name
+    run.store.set_stage_state(name, stage.name, SweepState.STOPPED)
+    run.store.set_sweep_state(name, SweepState.STOPPED, error=reason)
+    run.on_event("sweep_stopped", {"stage": stage.name, "reason": reason})
+    return SweepState.STOPPED
 
 
 def failure_digest(store: Store, sweep: str) -> str:
@@ -196,7 +209,7 @@ def _stage_summary(run: SweepRun, stage: StageSpec, proposer: StageProposer) -> 
         "finished": sum(finished_ok(t) for t in trials),
         "reused": sum(finished_ok(t) and is_reused(t) for t in trials),
         "ended_by": proposer.ended_by,
-        **stage_tally(run.study, stage.name, run.spec.retries),
+        **stage_tally(run.study, stage.name, RetryPolicy.of(run.spec)),
     }
     warning = tie_pick_warning(stage, run.reports)
     if warning is not None:

@@ -21,6 +21,7 @@ from rich.console import JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from sweepctl.orchestrator.budget import budget_lines, stored_budget_report
 from sweepctl.orchestrator.confirmed import SUMMARY_KEY as CONFIRM_KEY
 from sweepctl.orchestrator.confirmed import Confirmed, confirmed_best, mean_ci, winner_text
 from sweepctl.orchestrator.diagnosis import sweep_warnings
@@ -212,6 +213,7 @@ def status_renderables(store: Store, name: str, with_warnings: bool = True) -> l
         ),
         *([Text(f"why: {sweep.error}")] if sweep.error else []),
         *([Text(f"driven by {sweep.owner}")] if sweep.owner else []),
+        *_budget_line(store, name),
         _stages_table(sweep, counts, store.failure_kinds(sweep.id)),
     ]
     confirmed = confirmed_best(sweep.stages)
@@ -233,6 +235,14 @@ def status_renderables(store: Store, name: str, with_warnings: bool = True) -> l
     if with_warnings:
         parts += warning_lines(sweep_warnings(store, sweep, objective.metric, objective.maximize))
     return parts
+
+
+def _budget_line(store: Store, name: str) -> list[Text]:
+    """`budget: wall time 1h02m of 8h (6h58m left); 0 of 5 configurations in a row ...`"""
+    report = stored_budget_report(store, name)
+    if report is None:
+        return []
+    return [Text("budget: " + "; ".join(budget_lines(report)), style="dim")]
 
 
 def warnings_of(store: Store, name: str) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sweepctl.spec.batch import Batch, after_halvings
 from sweepctl.spec.models import SweepSpec, spec_to_dict
 from sweepctl.spec.overrides import apply_overrides
 from sweepctl.spec.plan import PruningSpec
@@ -22,6 +23,20 @@ def trial_spec(spec: SweepSpec, params: dict[str, Any], repeat: int) -> dict[str
         values["seed"] = spec.seed + repeat
     stageless = spec.model_copy(update={"stages": []})
     return spec_to_dict(apply_overrides(stageless, values, resolved=True))
+
+
+def with_smaller_batch(
+    spec: dict[str, Any], halvings: int
+) -> tuple[dict[str, Any], dict[str, int] | None]:
+    """The trial's spec after `halvings` out-of-memory retries, and the batch it had before
+    them (None: no retry shrank it). The params, the configuration's identity, stay."""
+    if not halvings:
+        return spec, None
+    training = dict(spec.get("training") or {})
+    smaller = after_halvings(training, halvings)
+    return {**spec, "training": {**training, **smaller.training_values()}}, Batch.of(
+        training
+    ).to_dict()
 
 
 def trial_pruning(spec: SweepSpec, prunable: bool) -> PruningSpec | None:

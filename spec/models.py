@@ -31,6 +31,7 @@ from pydantic_core import ErrorDetails
 from sweepctl.spec import yaml_loader as spec_yaml
 from sweepctl.spec.base import FieldError, Scalar, StrictModel, suggest
 from sweepctl.spec.errors import SpecError
+from sweepctl.spec.overnight import BudgetSpec, NotifySpec, redact_url
 from sweepctl.spec.plan import PruningSpec, ResourcesSpec, RetriesSpec, check_plan
 from sweepctl.spec.stages import StageSpec, StageSpecBase
 from sweepctl.spec.training_fields import training_argument_names
@@ -236,6 +237,8 @@ class SweepSpec(StrictModel):
     resources: ResourcesSpec = ResourcesSpec()
     pruning: PruningSpec = PruningSpec()
     retries: RetriesSpec = RetriesSpec()
+    budget: BudgetSpec = BudgetSpec()
+    notify: NotifySpec = NotifySpec()
 
     @field_validator("stages")
     @classmethod
@@ -426,5 +429,16 @@ def warm_up() -> None:
 
 
 def spec_to_dict(spec: SweepSpec) -> dict[str, Any]:
-    """JSON-ready form that `parse_spec` accepts back (builder kwargs included)."""
-    return spec.model_dump(mode="json", by_alias=True)
+    """JSON-ready form that `parse_spec` accepts back (builder kwargs included), with
+    notification URLs redacted: this is the form that is stored, exported and sent to a
+    server. A `${VAR}` reference is kept as written; it holds no secret."""
+    data = spec.model_dump(mode="json", by_alias=True)
+    notify = data.get("notify") or {}
+    if notify.get("webhook"):
+        notify["webhook"] = stored_url(notify["webhook"])
+    notify["apprise"] = [stored_url(url) for url in notify.get("apprise") or []]
+    return data
+
+
+def stored_url(url: str) -> str:
+    return url if "${" in url else redact_url(url)

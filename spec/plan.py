@@ -22,13 +22,16 @@ class ResourcesSpec(StrictModel):
     """`heartbeat_interval`: how often a running trial beats into the store; after 3
     missed beats the orchestrator kills it as lost. `trial_timeout`: a trial older than
     this is stopped and ends FAILED/timeout with its evaluations kept. Both take seconds or
-    a duration such as "90s", "30m", "2h", "1h30m"."""
+    a duration such as "90s", "30m", "2h", "1h30m". `oom_fallback`: a trial that runs out
+    of memory is retried with half the per-device batch and twice the accumulation, the
+    same effective batch (spec.batch), down to a batch of 1."""
 
     gpus_per_trial: float = Field(default=0.0, ge=0.0)
     cpus_per_trial: float = Field(default=1.0, gt=0.0)
     max_concurrent_trials: int = Field(default=1, ge=1)
     heartbeat_interval: float = Field(default=30.0, ge=0.1, le=3600.0)
     trial_timeout: float | None = Field(default=None, gt=0.0)
+    oom_fallback: bool = True
 
     @field_validator("heartbeat_interval", "trial_timeout", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from sweepctl.storage.urls import (
     resolve_db_url,
     sweepctl_home,
 )
+from sweepctl.storage.usage import TrialUsage
 from sweepctl.storage.views import SweepStats, TrialSummary
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "TrialRecord",
     "TrialState",
     "TrialSummary",
+    "TrialUsage",
     "default_db_url",
     "optuna_storage",
     "owner_name",

@@ -110,9 +110,16 @@ class LivenessMixin:
             refusal = _refusal(sweep, current, since, expires) if current != owner else None
             if refusal is not None:
                 raise LeaseHeldError(refusal)
-            values = {"owner": owner, "lease_expires_at": now + timedelta(seconds=ttl_s)}
+            values: dict[str, object] = {
+                "owner": owner,
+                "lease_expires_at": now + timedelta(seconds=ttl_s),
+            }
             if current != owner:
                 values["owner_since"] = now
+                if current is not None and since is not None and expires is not None:
+                    # the dead holder's time, up to its last renewal (one ttl before expiry)
+                    ran = (min(now, expires) - since).total_seconds() - ttl_s
+                    values["run_seconds"] = Sweep.run_seconds + max(0.0, ran)
             session.execute(update(Sweep).where(Sweep.id == sweep_id).values(**values))
 
     def renew_lease(self, sweep: str, owner: str, ttl_s: float) -> bool:
@@ -127,14 +134,24 @@ class LivenessMixin:
             return changed_rows(session, statement) == 1
 
     def release_lease(self, sweep: str, owner: str) -> None:
-        statement = (
-            update(Sweep)
-            .where(Sweep.name == sweep, Sweep.owner == owner)
-            .values(owner=None, owner_since=None, lease_expires_at=None)
-            .execution_options(synchronize_session=False)
-        )
+        """Let the sweep go, adding the time this owner drove it to `run_seconds`."""
+        query = select(Sweep.id, Sweep.owner_since).where(Sweep.name == sweep, Sweep.owner == owner)
         with self._errors(), self._session.begin() as session:
-            session.execute(statement)
+            row = session.execute(query.with_for_update()).one_or_none()
+            if row is None:
+                return  # taken over meanwhile: the successor charged our time
+            ran = (utcnow() - row.owner_since).total_seconds() if row.owner_since else 0.0
+            session.execute(
+                update(Sweep)
+                .where(Sweep.id == row.id)
+                .values(
+                    owner=None,
+                    owner_since=None,
+                    lease_expires_at=None,
+                    run_seconds=Sweep.run_seconds + max(0.0, ran),
+                )
+                .execution_options(synchronize_session=False)
+            )
 
     def heartbeat(self, trial_id: int, worker: str | None = None) -> TrialState:
         """Record a beat (and, given one, the `role@host:pid` of the beating process) if

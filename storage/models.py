@@ -104,6 +104,10 @@ class Sweep(Base):
     owner: Mapped[str | None] = mapped_column(String(200))
     owner_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Seconds earlier orchestrators drove it (migration 0006; budget.max_wall_time)
+    run_seconds: Mapped[float] = mapped_column(
+        Float, nullable=False, default=0.0, server_default="0"
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
 

@@ -101,10 +101,14 @@ class SweepRecord:
     stages: list[StageRecord] = field(default_factory=list)
     trial_counts: dict[str, int] = field(default_factory=dict)
     controller: str | None = None  # "server": queued, run and resumed by `sweepctl serve`
-    error: str | None = None  # why the sweep ended FAILED
+    error: str | None = None  # why the sweep ended FAILED or STOPPED
     owner: str | None = None  # the orchestrator holding the lease ("host pid N")
     owner_since: datetime | None = None
     lease_expires_at: datetime | None = None
+    run_seconds: float = 0.0  # orchestrators' time on it before the current one (0006)
+
+    def driven_seconds(self, now: datetime) -> float:
+        return driven_seconds(self, now)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready like TrialRecord.to_dict: ISO timestamps, states by name."""
@@ -121,4 +125,15 @@ class SweepRecord:
             "error": self.error,
             "owner": self.owner,
             "owner_since": self.owner_since.isoformat() if self.owner_since else None,
+            "run_seconds": self.run_seconds,
         }
+
+
+def driven_seconds(sweep: Any, now: datetime) -> float:
+    """Wall time orchestrators have driven a sweep (a SweepRecord or a views.SweepRow),
+    the current one included, up to its lease's expiry when it died without letting go."""
+    since, expires = sweep.owner_since, sweep.lease_expires_at
+    if sweep.owner is None or since is None:
+        return float(sweep.run_seconds)
+    until = min(now, expires) if expires else now
+    return float(sweep.run_seconds) + max(0.0, (until - since).total_seconds())

@@ -106,6 +106,7 @@ def sweep_record(sweep: Sweep, counts: Mapping[TrialState, int]) -> SweepRecord:
         owner=sweep.owner,
         owner_since=sweep.owner_since,
         lease_expires_at=sweep.lease_expires_at,
+        run_seconds=float(sweep.run_seconds or 0.0),
     )
 
 

@@ -124,20 +124,20 @@ class SweepState(str, enum.Enum):
                      +---------+   cancel   +-----------+
              +------>| RUNNING |----------->| CANCELLED |
              |       +---------+            +-----------+
-             |        |       |                   |
-             |   done |       | error             |
-             |        v       v                   |
-             | +-----------+ +--------+           |
-             | | COMPLETED | | FAILED |           |
-             | +-----------+ +--------+           |
-             |                   |                |
-             +-------------------+----------------+
+             |        |       |        |          |
+             |   done |       | error  | budget   |
+             |        v       v        v          |
+             | +-----------+ +--------+ +---------+ |
+             | | COMPLETED | | FAILED | | STOPPED | |
+             | +-----------+ +--------+ +---------+ |
+             |                   |          |       |
+             +-------------------+----------+-------+
                            resume
 
     Plus RUNNING -> RUNNING as a no-op: an orchestrator that crashed left its sweep
     RUNNING, and the resumed successor re-enters that state.
 
-    Unlike trials, FAILED and CANCELLED are not final, because a sweep is hours of
+    Unlike trials, FAILED, CANCELLED and STOPPED are not final, because a sweep is hours of
     work worth resuming. COMPLETED is final, so a stale orchestrator can never
     reopen a finished sweep or overwrite a stage's ranking. Stored by name.
     """
@@ -147,6 +147,7 @@ class SweepState(str, enum.Enum):
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    STOPPED = "STOPPED"  # a budget was used up; `error` says which
 
 
 SWEEP_TRANSITIONS: frozenset[tuple[SweepState, SweepState]] = frozenset(
@@ -159,6 +160,8 @@ SWEEP_TRANSITIONS: frozenset[tuple[SweepState, SweepState]] = frozenset(
         (SweepState.RUNNING, SweepState.CANCELLED),
         (SweepState.FAILED, SweepState.RUNNING),
         (SweepState.CANCELLED, SweepState.RUNNING),
+        (SweepState.RUNNING, SweepState.STOPPED),
+        (SweepState.STOPPED, SweepState.RUNNING),
     }
 )
 

@@ -41,6 +41,7 @@ from sweepctl.storage.rows import (
 from sweepctl.storage.states import FailureKind, StateTransitionError, TrialState, check_transition
 from sweepctl.storage.sweeps import SweepMixin
 from sweepctl.storage.urls import normalize_db_url, redact_url
+from sweepctl.storage.usage import UsageMixin
 from sweepctl.storage.views import ViewMixin
 
 __all__ = ["Store", "StoreError"]
@@ -89,7 +90,7 @@ def _transition_values(
     return values
 
 
-class Store(SweepMixin, ViewMixin, OutcomeViewMixin, LivenessMixin):
+class Store(SweepMixin, ViewMixin, OutcomeViewMixin, LivenessMixin, UsageMixin):
     """Thread-safe within a process (one short session per call); across processes
     SQLite relies on WAL + busy_timeout and PostgreSQL on row locks. Sweep and stage
     methods live in ``storage.sweeps.SweepMixin``, the lease and heartbeats in

@@ -146,7 +146,7 @@ class SweepMixin:
 
     def set_sweep_state(self, name: str, state: SweepState, error: str | None = None) -> None:
         """The only way a sweep's state changes (see SweepState for the rules). ``error``
-        is kept with a FAILED sweep and cleared by any other state (a resume)."""
+        is kept with a FAILED or STOPPED sweep and cleared by any other state (a resume)."""
         state = SweepState(state)
         query = select(Sweep.id, Sweep.state).where(Sweep.name == name).with_for_update()
         with self._errors(), self._session.begin() as session:
@@ -164,6 +164,22 @@ class SweepMixin:
                 .execution_options(synchronize_session=False)
             )
             _expect_one_row(changed_rows(session, statement), label, current, state)
+
+    def set_sweep_budget(self, name: str, budget: dict[str, Any]) -> None:
+        """`sweepctl resume --budget`: the stored spec's `budget` replaced, nothing else,
+        so the resumed sweep and every later reader see the limits it now runs under."""
+        query = select(Sweep.id, Sweep.spec).where(Sweep.name == name).with_for_update()
+        with self._errors(), self._session.begin() as session:
+            row = session.execute(query).one_or_none()
+            if row is None:
+                raise StoreError(f"sweep {name!r} not found in {self.url}")
+            spec = {**row.spec, "budget": budget}
+            session.execute(
+                update(Sweep)
+                .where(Sweep.id == row.id)
+                .values(spec=spec, updated_at=utcnow())
+                .execution_options(synchronize_session=False)
+            )
 
     def set_stage_state(
         self,

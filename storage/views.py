@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, defer, selectinload, sessionmaker
 
 from sweepctl.storage.errors import StoreError
 from sweepctl.storage.models import Evaluation, Sweep, Trial
-from sweepctl.storage.records import EvaluationRecord, StageRecord
+from sweepctl.storage.records import EvaluationRecord, StageRecord, driven_seconds
 from sweepctl.storage.rows import evaluation_record, stage_record
 from sweepctl.storage.states import SweepState, TrialState
 from sweepctl.storage.sweeps import _trial_counts
@@ -67,6 +67,12 @@ class SweepRow:
     stages: list[StageRecord]
     trial_counts: dict[str, int]
     owner: str | None = None  # the orchestrator holding the lease, as SweepRecord.owner
+    owner_since: datetime | None = None
+    lease_expires_at: datetime | None = None
+    run_seconds: float = 0.0
+
+    def driven_seconds(self, now: datetime) -> float:
+        return driven_seconds(self, now)
 
 
 @dataclass(frozen=True)
@@ -472,4 +478,7 @@ def _sweep_row(sweep: Sweep, counts: dict[TrialState, int]) -> SweepRow:
         stages=[stage_record(stage) for stage in sweep.stages],
         trial_counts={state.name: int(counts.get(state, 0)) for state in TrialState},
         owner=sweep.owner,
+        owner_since=sweep.owner_since,
+        lease_expires_at=sweep.lease_expires_at,
+        run_seconds=float(sweep.run_seconds or 0.0),
     )

@@ -50,6 +50,28 @@ def analytic_grid_spec(path: Path, name: str, points: int = 3, **extra: Any) -> 
     return path
 
 
+def tiny_one_point_grid(
+    tiny_spec: dict[str, Any], name: str, training: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """The tiny BERT spec (conftest.tiny_spec) as a one-point grid at learning rate 1e-3:
+    one configuration, so every row of the sweep is a try of it."""
+    return {
+        **tiny_spec,
+        "name": name,
+        "training": {**tiny_spec["training"], **training},
+        "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}},
+        "stages": [
+            {
+                "name": "g",
+                "strategy": "grid",
+                "parameters": ["learning_rate"],
+                "values": {"learning_rate": [1e-3]},
+            }
+        ],
+        **extra,
+    }
+
+
 def start_sweepctl(
     args: list[str], home: Path, step_seconds: float = 0.3, **env: str
 ) -> subprocess.Popen[str]:

@@ -25,6 +25,7 @@ from tests.fault_helpers import (
     running_trials,
     start_sweepctl,
     stored_trials,
+    tiny_one_point_grid,
     trial_workers,
     wait_for,
     worker_pid,
@@ -93,20 +94,7 @@ def test_a_sigkilled_worker_training_a_real_tiny_bert_is_retried_and_completes(
     tmp_path: Path, home: Path, tiny_spec: dict[str, Any]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    spec = {
-        **tiny_spec,
-        "name": "tinykill",
-        "training": {**tiny_spec["training"], "num_train_epochs": 12},
-        "search_space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2}},
-        "stages": [
-            {
-                "name": "g",
-                "strategy": "grid",
-                "parameters": ["learning_rate"],
-                "values": {"learning_rate": [1e-3]},
-            }
-        ],
-    }
+    spec = tiny_one_point_grid(tiny_spec, "tinykill", {"num_train_epochs": 12})
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     process = start_sweepctl(["launch", str(path), "--db", url], home)

@@ -47,8 +47,25 @@ def execute_job(job: TrialJob) -> JobResult:
             error=reason + "\n" + trace,
             failure_kind=kind,
         )
+    if result.failure_kind == "oom":
+        _release_memory()
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")
     return JobResult(**{**asdict(result), "visible_devices": devices})
+
+
+def _release_memory() -> None:
+    """What this process can give back after an OOM. A GPU trial's worker exits after its
+    task anyway (backends.RayBackend, max_calls=1), which frees all of it; this is for a
+    process that goes on (the inline backend, a CPU worker)."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _record_failure(job: TrialJob, reason: str, trace: str, kind: str) -> None:

@@ -34,6 +34,9 @@ class TrialJob:
     # one, as `sweepctl trial` does) and how often the worker beats into it.
     trial_id: int | None = None
     heartbeat_interval: float = 30.0
+    attempt: int = 1  # which try of its configuration (fault injection reads it)
+    # The batch before out-of-memory retries shrank it (spec.batch); None: the spec's own
+    batch_before_oom: dict[str, int] | None = None
 
     @cached_property
     def trial_spec(self) -> SweepSpec:

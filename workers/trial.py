@@ -22,11 +22,13 @@ from typing import Any
 
 import optuna
 
+from sweepctl.spec.batch import Batch
 from sweepctl.spec.errors import SpecError
 from sweepctl.spec.models import SweepSpec, spec_to_dict
 from sweepctl.storage import Store, TrialState
 from sweepctl.workers.arguments import Hardware, training_arguments
 from sweepctl.workers.data import PreparedData, dataset_seed, prepare_data
+from sweepctl.workers.faults import fault_callbacks
 from sweepctl.workers.job import JobResult, TrialJob
 from sweepctl.workers.lifecycle import NewTrial, trial_lifecycle
 from sweepctl.workers.metrics import ClassificationMetrics, classification_scores
@@ -111,11 +113,17 @@ def run_trial(
     sinks: list[Sink] | None = None,
     optuna_trial_number: int | None = None,
     trial_id: int | None = None,
+    callbacks: list[Any] | None = None,
+    batch_before_oom: dict[str, int] | None = None,
 ) -> TrialOutcome:
     """``trial_id``: the PENDING row a sweep's orchestrator made for this trial; without
-    one (`sweepctl trial`) the row is created here, after every bad-input check passed."""
+    one (`sweepctl trial`) the row is created here, after every bad-input check passed.
+    ``callbacks``: extra Trainer callbacks (workers.faults). ``batch_before_oom``: the batch
+    this configuration had before out-of-memory retries shrank it, kept in the record."""
     prepared = prepare_trial(spec, params, home)
     config = resolved_config(prepared)
+    if batch_before_oom is not None:
+        config["oom_fallback"] = {"batch_before": batch_before_oom, "batch": batch_of(spec)}
     new = NewTrial(spec.name, spec_to_dict(spec), params, stage, optuna_trial_number)
     outcome: TrialOutcome | None = None
     tracker: WandbTracker | None = None
@@ -132,7 +140,7 @@ def run_trial(
             store.add_artifact(trial.id, "wandb_run", tracker.run_path)
         trial.sinks = [tracker.log_evaluation, *(sinks or [])]
         run_dir = home / "runs" / spec.name / f"trial-{trial.id}"
-        outcome = _train(prepared, trial.id, run_dir, [trial.record], progress)
+        outcome = _train(prepared, trial.id, run_dir, [trial.record], progress, callbacks or [])
         if outcome.checkpoint is not None:
             size = outcome.resources["checkpoint_bytes"]
             store.add_artifact(trial.id, "checkpoint", str(outcome.checkpoint), size)
@@ -169,7 +177,12 @@ def _finish_tracker(tracker: WandbTracker) -> Any:
 
 
 def _train(
-    prepared: PreparedTrial, trial_id: int, run_dir: Path, sinks: list[Sink], progress: bool
+    prepared: PreparedTrial,
+    trial_id: int,
+    run_dir: Path,
+    sinks: list[Sink],
+    progress: bool,
+    extra_callbacks: list[Any],
 ) -> TrialOutcome:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -186,7 +199,7 @@ def _train(
     if progress_bar is not None:
         sinks = [*sinks, progress_bar.print_row]
     recorder = EvaluationRecorder(metrics, sinks)
-    callbacks: list[Any] = [recorder]
+    callbacks: list[Any] = [recorder, *extra_callbacks]
     patience = spec.training.get("early_stopping_patience")
     if patience:
         threshold = spec.training.get("early_stopping_threshold", 0.0)
@@ -251,6 +264,7 @@ def _pruned(
         "device": prepared.hardware.device_name,
         "peak_gpu_memory_bytes": _gpu_peak(prepared.hardware),
         "tokenization_cache_hit": prepared.data.cache_hit,
+        "batch": batch_of(prepared.spec),
     }
     return TrialOutcome(
         trial_id=trial_id,
@@ -281,6 +295,8 @@ def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
             sinks=sinks,
             optuna_trial_number=job.optuna_number,
             trial_id=job.trial_id,
+            callbacks=fault_callbacks(job.attempt),
+            batch_before_oom=job.batch_before_oom,
         )
     return JobResult(
         optuna_number=job.optuna_number,
@@ -354,7 +370,13 @@ def _resources(
         "device": prepared.hardware.device_name,
         "evaluations": evaluations,
         "tokenization_cache_hit": prepared.data.cache_hit,
+        "batch": batch_of(prepared.spec),
     }
+
+
+def batch_of(spec: SweepSpec) -> dict[str, int]:
+    """The batch the trial really trains with: after an OOM retry it is not the spec's."""
+    return Batch.of(spec.training).to_dict()
 
 
 def _flat_config(config: dict[str, Any]) -> dict[str, Any]:

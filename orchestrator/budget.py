@@ -1,0 +1,125 @@
+"""Is the sweep's budget used up? One answer for the orchestrator, `status` and the API.
+
+Usage comes from the record (storage.usage, SweepRecord.driven_seconds), never from a
+counter in this process, so what `status` shows in another terminal is what stops the
+sweep here. The orchestrator asks before it starts anything (BudgetGuard): a sweep at its
+limit starts no trial it would have to cancel, and a resume without a larger budget stops
+at once with the same reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sweepctl.spec.overnight import BudgetSpec
+from sweepctl.storage import Store, TrialUsage
+from sweepctl.storage.models import utcnow
+
+CHECK_EVERY_S = 5.0  # how often the clocks are read; a failure is checked at once
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    wall_seconds: float
+    trial_hours: float
+    failures_in_a_row: int
+    failures_total: int
+
+    @classmethod
+    def of(cls, store: Store, sweep: str, retry_queued: set[int] | None = None) -> BudgetUsage:
+        usage: TrialUsage = store.trial_usage(sweep, retry_queued or set())
+        return cls(
+            wall_seconds=store.sweep_row(sweep).driven_seconds(utcnow()),
+            trial_hours=usage.trial_seconds / 3600.0,
+            failures_in_a_row=usage.failures_in_a_row,
+            failures_total=usage.failures_total,
+        )
+
+    def used(self) -> dict[str, float]:
+        """By the budget key each number is compared with."""
+        return {
+            "max_wall_time": self.wall_seconds,
+            "max_trial_hours": self.trial_hours,
+            "max_failures": self.failures_in_a_row,
+            "max_failures_total": self.failures_total,
+        }
+
+
+def exhausted(budget: BudgetSpec, usage: BudgetUsage) -> str | None:
+    """Why the sweep must stop now, naming the limit; None while every limit has room."""
+    used = usage.used()
+    for key, limit in budget.model_dump().items():
+        if limit is not None and used[key] >= limit:
+            return f"budget {key} used up: {_describe(key, used[key], limit)}"
+    return None
+
+
+def budget_report(budget: BudgetSpec, usage: BudgetUsage) -> dict[str, Any]:
+    """What `status`, the API and the dashboard show: per limit, used, limit and left."""
+    used = usage.used()
+    rows = {}
+    for key, limit in budget.model_dump().items():
+        left = None if limit is None else max(0.0, float(limit) - used[key])
+        rows[key] = {"used": used[key], "limit": limit, "left": left}
+    return {"limits": rows, "exhausted": exhausted(budget, usage)}
+
+
+def stored_budget_report(store: Store, sweep: str) -> dict[str, Any] | None:
+    """The report for a stored sweep, or None when its spec sets no limit."""
+    budget = BudgetSpec.model_validate(store.sweep_spec(sweep).get("budget") or {})
+    if not budget.limited:
+        return None
+    return budget_report(budget, BudgetUsage.of(store, sweep))
+
+
+def budget_lines(report: dict[str, Any]) -> list[str]:
+    """One line per limit the spec sets, e.g. `wall time 1h02m of 8h (6h58m left)`."""
+    lines = []
+    for key, row in report["limits"].items():
+        if row["limit"] is not None:
+            lines.append(_describe(key, row["used"], row["limit"], left=row["left"]))
+    return lines
+
+
+def _describe(key: str, used: float, limit: float, left: float | None = None) -> str:
+    if key == "max_wall_time":
+        text = f"wall time {format_seconds(used)} of {format_seconds(limit)}"
+        return text + (f" ({format_seconds(left)} left)" if left is not None else "")
+    if key == "max_trial_hours":
+        text = f"{used:.2f} of {limit:g} trial-hours"
+        return text + (f" ({left:.2f} left)" if left is not None else "")
+    what = "in a row " if key == "max_failures" else ""
+    text = f"{int(used)} of {int(limit)} configurations {what}ended without a result"
+    return text + (f" ({int(left)} left)" if left is not None else "")
+
+
+def format_seconds(seconds: float) -> str:
+    """`45s`, `12m05s`, `3h07m`: what a duration in a budget line needs."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+class BudgetGuard:
+    """The stage loop's question "may anything more start?". The store is read at most
+    every CHECK_EVERY_S seconds, and at once after a trial failed."""
+
+    def __init__(self, store: Store, sweep: str, budget: BudgetSpec) -> None:
+        self.store, self.sweep, self.budget = store, sweep, budget
+        self._next_check = 0.0
+
+    def reason(self, failed: bool, retry_queued: set[int]) -> str | None:
+        if not self.budget.limited:
+            return None
+        now = time.monotonic()
+        if not failed and now < self._next_check:
+            return None
+        self._next_check = now + CHECK_EVERY_S
+        return exhausted(self.budget, BudgetUsage.of(self.store, self.sweep, retry_queued))
