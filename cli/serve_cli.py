@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.console import Console
 
-from sweepctl.service.settings import ANY_ADDRESS, MAX_BODY_BYTES, ServeSettings, is_loopback
+from sweepctl.service.settings import MAX_BODY_BYTES, ServeSettings, is_loopback
 from sweepctl.spec.errors import UsageError
 
 
@@ -38,6 +38,14 @@ def register(commands: Any) -> dict[str, Any]:
         default=MAX_BODY_BYTES,
         help=f"largest request body accepted (default {MAX_BODY_BYTES})",
     )
+    serve.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="where a sweep whose spec sets no notify target reports its end: an http(s) "
+        "webhook or an Apprise URL; ${VAR} is read from this server's environment (repeatable)",
+    )
     return {"serve": cmd_serve}
 
 
@@ -66,14 +74,29 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
         ray_address=args.ray_address,
         backend=args.backend,
         runner=args.runner,
+        notify=tuple(_notify_targets(args.notify)),
     )
+
+
+def _notify_targets(urls: list[str]) -> list[str]:
+    """`--notify` URLs as the spec's are checked: one line naming the bad one (exit 2)."""
+    from pydantic import ValidationError
+
+    from sweepctl.spec.overnight import NotifySpec, redact_url
+
+    for url in urls:
+        webhook = url.startswith(("http://", "https://")) or url.startswith("${")
+        try:
+            NotifySpec(webhook=url) if webhook else NotifySpec(apprise=[url])
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"]
+            raise UsageError(f"--notify {redact_url(url)}: {message}") from None
+    return urls
 
 
 def login_url(settings: ServeSettings) -> str:
     """What to open in a browser: any allowed name works, loopback is the safe default."""
-    host = "127.0.0.1" if settings.host in ANY_ADDRESS else settings.host
-    host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-    return f"http://{host}:{settings.port}/?token={settings.token}"
+    return f"{settings.dashboard_url}/?token={settings.token}"
 
 
 def cmd_serve(args: argparse.Namespace, console: Console) -> int:
@@ -94,5 +117,10 @@ def cmd_serve(args: argparse.Namespace, console: Console) -> int:
         soft_wrap=True,
     )
     console.print(f"log in: {login_url(settings)}", soft_wrap=True, markup=False)
+    if settings.notify:
+        from sweepctl.spec.overnight import redact_url as redact_target
+
+        shown = ", ".join(redact_target(url) for url in settings.notify)
+        console.print(f"sweeps without notify targets report to: {shown}", markup=False)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning")
     return 0

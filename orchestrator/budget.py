@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sweepctl.spec.errors import UsageError
 from sweepctl.spec.overnight import BudgetSpec
 from sweepctl.storage import Store, TrialUsage
 from sweepctl.storage.models import utcnow
@@ -72,6 +73,24 @@ def stored_budget_report(store: Store, sweep: str) -> dict[str, Any] | None:
     if not budget.limited:
         return None
     return budget_report(budget, BudgetUsage.of(store, sweep))
+
+
+def raised_budget(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A stored budget with `changes` applied (None removes a limit), validated as the
+    spec's `budget` is: UsageError naming the key, so nothing is written on bad input.
+    `sweepctl resume --budget` and the API's resume share it."""
+    from pydantic import ValidationError
+
+    unknown = [key for key in changes if key not in BudgetSpec.model_fields]
+    if unknown:
+        known = ", ".join(BudgetSpec.model_fields)
+        raise UsageError(f"budget.{unknown[0]}: unknown key; expected one of {known}")
+    try:
+        return BudgetSpec.model_validate({**current, **changes}).model_dump()
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise UsageError(f"budget.{field}: {error['msg']}") from None
 
 
 def budget_lines(report: dict[str, Any]) -> list[str]:

@@ -31,6 +31,10 @@ class SweepRun:
     runner: str = "transformer"
     on_event: Event = lambda kind, data: None
     role: str = "launch"  # who holds the lease: launch, resume, serve
+    # where the sweep's end is sent when its spec names no target (`serve --notify`), and
+    # the dashboard a notification links to (orchestrator.notify)
+    notify_defaults: list[str] = field(default_factory=list)
+    dashboard_url: str | None = None
     study: optuna.Study = field(init=False)
     reports: dict[str, Ranking] = field(default_factory=dict)  # by stage: its ranking
 

@@ -82,10 +82,25 @@ def _owned(run: SweepRun, recover: bool) -> SweepState:
         if recover:
             _recover(run)
         try:
-            return _run(run, lease)
+            state = _run(run, lease)
         except KeyboardInterrupt:
             _interrupt(run)
+            _notify(run)
             raise
+    _notify(run)  # after the lease is let go: the payload's elapsed time is final
+    return state
+
+
+def _notify(run: SweepRun) -> None:
+    """The sweep's end to its notification targets; a failure here is only logged."""
+    from sweepctl.orchestrator.notify import notify_sweep_end
+
+    try:
+        notify_sweep_end(
+            run.store, run.spec.name, run.spec.notify, run.notify_defaults, run.dashboard_url
+        )
+    except Exception:  # the record is safe; the news is best effort
+        log.exception("sweep %s: notifications failed", run.spec.name)
 
 
 def _recover(run: SweepRun) -> None:

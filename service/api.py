@@ -16,7 +16,7 @@ from pydantic import BaseModel, model_validator
 
 from sweepctl.service.controller import SERVER
 from sweepctl.service.deps import settings_of, store_of, sweep_or_404
-from sweepctl.service.overview import sweep_overview
+from sweepctl.service.overview import RESUMABLE, sweep_overview
 from sweepctl.service.settings import ServeSettings
 from sweepctl.spec.errors import UsageError
 from sweepctl.storage import Store, StoreError, SweepExistsError, SweepState, TrialState, redact_url
@@ -117,17 +117,34 @@ def cancel_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
     return {"id": sweep_id, "state": "CANCELLED", "stopped_trials": len(stopped)}
 
 
+class ResumeRequest(BaseModel):
+    """`budget`: limits to change first, as `sweepctl resume --budget` does (null removes
+    one), e.g. {"max_wall_time": "12h"} for a sweep STOPPED at its wall-time budget."""
+
+    budget: dict[str, Any] = {}
+
+
 @router.post("/sweeps/{sweep_id}/resume")
-def resume_sweep(sweep_id: int, store: StoreDep) -> dict[str, Any]:
+def resume_sweep(
+    sweep_id: int, store: StoreDep, body: ResumeRequest | None = None
+) -> dict[str, Any]:
     """Back to RUNNING; the controller resumes it as `sweepctl resume` would: completed
     trials kept, interrupted ones retried. A terminal's sweep is resumed from a terminal."""
+    from sweepctl.orchestrator.budget import raised_budget
+
     sweep = sweep_or_404(store, sweep_id)
     if sweep.controller != SERVER:
         raise HTTPException(
             409, detail=f"sweep {sweep.name!r} runs from a terminal: use 'sweepctl resume'"
         )
-    if sweep.state not in (SweepState.FAILED, SweepState.CANCELLED):
+    if sweep.state not in RESUMABLE:
         raise HTTPException(409, detail=f"sweep {sweep.name!r} is {sweep.state.name}")
+    if body is not None and body.budget:
+        try:
+            budget = raised_budget(sweep.spec.get("budget") or {}, body.budget)
+        except UsageError as exc:
+            raise HTTPException(422, detail=str(exc)) from None
+        store.set_sweep_budget(sweep.name, budget)
     try:
         store.set_sweep_state(sweep.name, SweepState.RUNNING)
     except ValueError as exc:

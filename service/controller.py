@@ -116,7 +116,8 @@ class SweepController:
             backend = self._backend(spec)
             run = orchestration.SweepRun(
                 spec, self.store, backend, self.settings.db_url, self.settings.home,
-                self.settings.runner, role="serve",
+                self.settings.runner, role="serve", notify_defaults=list(self.settings.notify),
+                dashboard_url=self.settings.dashboard_url,
             )  # fmt: skip
             action = orchestration.resume if resume else orchestration.start
             state = action(run)

@@ -30,8 +30,12 @@ _facts: OrderedDict[tuple[Any, ...], tuple[dict[str, Any], dict[str, int | None]
 _facts_lock = threading.Lock()
 _warnings: OrderedDict[tuple[Any, ...], list[str]] = OrderedDict()
 
-FINISHED_SWEEP = frozenset({SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED})
+FINISHED_SWEEP = frozenset(
+    {SweepState.COMPLETED, SweepState.FAILED, SweepState.CANCELLED, SweepState.STOPPED}
+)
 DONE = (TrialState.COMPLETED, TrialState.PRUNED)
+# what `resume` continues: a failed or cancelled sweep, or one STOPPED at its budget
+RESUMABLE = frozenset({SweepState.FAILED, SweepState.CANCELLED, SweepState.STOPPED})
 
 
 def sweep_overview(
@@ -65,7 +69,23 @@ def sweep_overview(
         "stages": _stages(sweep, stats, planned),
         # what not to trust in this sweep (orchestrator.diagnosis): always a list
         "warnings": cached_warnings(store, sweep, objective),
+        # used, limit and left per budget key (orchestrator.budget); None without limits
+        # or in the sweeps list, which never reads a spec
+        "budget": _budget(store, sweep),
     }
+
+
+def _budget(store: Store, sweep: AnySweep) -> dict[str, Any] | None:
+    from sweepctl.orchestrator.budget import BudgetUsage, budget_lines, budget_report
+    from sweepctl.spec.overnight import BudgetSpec
+
+    if not isinstance(sweep, SweepRecord):
+        return None
+    budget = BudgetSpec.model_validate(sweep.spec.get("budget") or {})
+    if not budget.limited:
+        return None
+    report = budget_report(budget, BudgetUsage.of(store, sweep.name))
+    return {**report, "lines": budget_lines(report)}
 
 
 def cached_warnings(store: Store, sweep: AnySweep, objective: dict[str, Any]) -> list[str]:

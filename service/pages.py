@@ -23,7 +23,7 @@ from sweepctl.service.dashboard_api import trial_or_404, trial_payload
 from sweepctl.service.deps import settings_of, store_of, sweep_or_404
 from sweepctl.service.formatting import FILTERS
 from sweepctl.service.importance import optuna_study_id, prefetch
-from sweepctl.service.overview import sweep_overview
+from sweepctl.service.overview import RESUMABLE, sweep_overview
 from sweepctl.service.settings import ServeSettings
 from sweepctl.storage import Store, redact_url
 
@@ -79,7 +79,7 @@ def sweep_page(request: Request, sweep_id: int, store: StoreDep, settings: Setti
         parameters=data.searched_parameters(sweep.spec),
         formats=EXPORT_FORMATS,
         optuna_id=optuna_study_id(settings.db_url, sweep.name),
-        resumable=sweep.controller == SERVER and sweep.state.name in ("FAILED", "CANCELLED"),
+        resumable=sweep.controller == SERVER and sweep.state in RESUMABLE,
     )
 
 

@@ -38,6 +38,13 @@ class ServeSettings:
     runner: str = "transformer"
     run_controller: bool = True
     poll_seconds: float = 1.0
+    notify: tuple[str, ...] = ()  # `--notify`: targets of sweeps whose spec names none
+
+    @property
+    def dashboard_url(self) -> str:
+        """The base a notification links to: the bind address, or loopback for 0.0.0.0."""
+        host = "127.0.0.1" if self.host in ANY_ADDRESS else _bracketed(self.host)
+        return f"http://{host}:{self.port}"
 
     @property
     def reads_need_token(self) -> bool:

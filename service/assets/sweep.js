@@ -10,7 +10,7 @@
   const sweepId = root.dataset.sweepId;
   const POLL_MS = 2000;
   const MAX_ROWS = 500; // the DOM stays small at 10,000 trials; filter or sort to see others
-  const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+  const FINISHED = new Set(["COMPLETED", "FAILED", "CANCELLED", "STOPPED"]);
   const view = { data: null, sortKey: "number", sortParam: null, desc: false, picked: new Set() };
   const rows = new Map(); // trial id -> row; polls after the first send changed rows only
   let cursor = null;
@@ -65,13 +65,26 @@
     document.getElementById("sweep-counts").textContent = counts
       .map(([k, n]) => `${k.toLowerCase()} ${n}`)
       .join(", ");
+    const why = document.getElementById("sweep-error");
+    why.textContent = sweep.error || "";
+    why.hidden = !sweep.error;
+    renderBudget(sweep.budget);
     document.getElementById("cancel").hidden = !["PENDING", "RUNNING"].includes(sweep.state);
     document.getElementById("resume").hidden = !resumable(sweep);
   }
 
+  // Used, limit and left per budget key (orchestrator.budget's lines, as `status` prints).
+  function renderBudget(budget) {
+    const box = document.getElementById("budget");
+    box.hidden = !budget;
+    if (!budget) return;
+    box.querySelector("ul").replaceChildren(...budget.lines.map((text) => el("li", {}, text)));
+    box.classList.toggle("exhausted", Boolean(budget.exhausted));
+  }
+
   // The server resumes only the sweeps it runs; a terminal's sweep is resumed from there.
   function resumable(sweep) {
-    return sweep.controller === "server" && ["FAILED", "CANCELLED"].includes(sweep.state);
+    return sweep.controller === "server" && ["FAILED", "CANCELLED", "STOPPED"].includes(sweep.state);
   }
 
   function renderStages(stages) {
