@@ -277,6 +277,7 @@ def _forwarded_environment() -> dict[str, str]:
         "WANDB_MODE",
         "SWEEPCTL_REPLAY_STEP_SECONDS",
         "SWEEPCTL_FAULT_OOM_AT_STEP",  # workers.faults
+        "SWEEPCTL_FAULT_KILL_AFTER_EPOCH",
         "TOKENIZERS_PARALLELISM",
     )
     return {k: os.environ[k] for k in keys if k in os.environ}

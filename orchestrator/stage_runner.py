@@ -49,7 +49,12 @@ from sweepctl.orchestrator.search import (
     stage_trials,
 )
 from sweepctl.orchestrator.strategies import StageContext, strategy_named
-from sweepctl.orchestrator.trial_jobs import trial_pruning, trial_spec, with_smaller_batch
+from sweepctl.orchestrator.trial_jobs import (
+    continuable_tries,
+    trial_pruning,
+    trial_spec,
+    with_smaller_batch,
+)
 from sweepctl.orchestrator.watchdog import Watchdog, WatchdogThread
 from sweepctl.spec.baseline import baseline
 from sweepctl.spec.models import spec_to_dict
@@ -338,6 +343,7 @@ def _start(
         heartbeat_interval=run.spec.resources.heartbeat_interval,
         attempt=proposal.attempt,
         batch_before_oom=batch_before,
+        continue_from=continuable_tries(run.store, retry_of),
     )
     run.backend.start(job)
     data = {"stage": stage.name, "number": trial.number, "params": job.params}

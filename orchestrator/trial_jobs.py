@@ -14,6 +14,9 @@ from sweepctl.spec.batch import Batch, after_halvings
 from sweepctl.spec.models import SweepSpec, spec_to_dict
 from sweepctl.spec.overrides import apply_overrides
 from sweepctl.spec.plan import PruningSpec
+from sweepctl.storage import Store, TrialState
+
+MAX_CHAIN = 20  # tries of one configuration looked back over for a checkpoint
 
 
 def trial_spec(spec: SweepSpec, params: dict[str, Any], repeat: int) -> dict[str, Any]:
@@ -44,3 +47,18 @@ def trial_pruning(spec: SweepSpec, prunable: bool) -> PruningSpec | None:
     if not prunable or spec.pruning.algorithm == "none":
         return None
     return spec.pruning
+
+
+def continuable_tries(store: Store, earlier: int | None) -> tuple[int, ...]:
+    """The interrupted tries a retry may continue from (workers.continuation): store ids,
+    newest first, back along `retry_of`, stopping at an out-of-memory try (its successors
+    run with another batch) and at anything that did not end FAILED or CANCELLED."""
+    chain: list[int] = []
+    while earlier is not None and len(chain) < MAX_CHAIN:
+        trial = store.get_trial(earlier)
+        interrupted = trial.state in (TrialState.FAILED, TrialState.CANCELLED)
+        if not interrupted or trial.failure_kind == "oom":
+            break
+        chain.append(trial.id)
+        earlier = trial.retry_of
+    return tuple(chain)

@@ -1,7 +1,8 @@
 """The TrainingArguments a trial runs with: the user's values, plus what sweepctl owns.
 
-Owned settings make every trial keep exactly one checkpoint (the best by the objective)
-and report to sweepctl's own sinks; precision is chosen from the hardware unless the user
+Owned settings make every finished trial keep exactly one checkpoint (the best by the
+objective; while it runs, the latest too, to continue from) and report to sweepctl's own
+sinks; precision is chosen from the hardware unless the user
 chose it. Everything here is a plain dict so the store and W&B record exactly what ran.
 """
 
@@ -63,8 +64,11 @@ def training_arguments(
         **precision_settings(user, hardware),
         "output_dir": str(output_dir),
         "save_strategy": schedule,
+        # the best checkpoint and the latest, with optimizer, scheduler and RNG state, so
+        # an interrupted try can be continued (workers.continuation); a finished trial
+        # keeps only its best model (workers.trial._keep_only_best)
         "save_total_limit": 1,
-        "save_only_model": True,  # optimizer state would triple the checkpoint size
+        "save_only_model": False,
         "load_best_model_at_end": True,
         "metric_for_best_model": spec.objective.metric,
         "greater_is_better": spec.objective.maximize,

@@ -37,6 +37,9 @@ class TrialJob:
     attempt: int = 1  # which try of its configuration (fault injection reads it)
     # The batch before out-of-memory retries shrank it (spec.batch); None: the spec's own
     batch_before_oom: dict[str, int] | None = None
+    # Earlier interrupted tries of this configuration (store ids, newest first) whose
+    # latest checkpoint this try may continue from (workers.continuation)
+    continue_from: tuple[int, ...] = ()
 
     @cached_property
     def trial_spec(self) -> SweepSpec:

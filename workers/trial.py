@@ -16,7 +16,7 @@ from __future__ import annotations
 import resource
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,12 @@ from sweepctl.spec.errors import SpecError
 from sweepctl.spec.models import SweepSpec, spec_to_dict
 from sweepctl.storage import Store, TrialState
 from sweepctl.workers.arguments import Hardware, training_arguments
+from sweepctl.workers.continuation import (
+    Continuation,
+    discard_checkpoints,
+    find_continuation,
+    run_dir,
+)
 from sweepctl.workers.data import PreparedData, dataset_seed, prepare_data
 from sweepctl.workers.faults import fault_callbacks
 from sweepctl.workers.job import JobResult, TrialJob
@@ -40,6 +46,7 @@ from sweepctl.workers.models import (
     resolve_model_source,
 )
 from sweepctl.workers.noise import evaluation_noise
+from sweepctl.workers.predictions import MAX_CLASSES, ValidationPredictions
 from sweepctl.workers.recorder import EpochProgress, EvaluationRecorder, GuardedTrainer
 from sweepctl.workers.rows import EvaluationRow, Sink
 from sweepctl.workers.tracking import WandbTracker
@@ -115,15 +122,21 @@ def run_trial(
     trial_id: int | None = None,
     callbacks: list[Any] | None = None,
     batch_before_oom: dict[str, int] | None = None,
+    continue_from: tuple[int, ...] = (),
 ) -> TrialOutcome:
     """``trial_id``: the PENDING row a sweep's orchestrator made for this trial; without
     one (`sweepctl trial`) the row is created here, after every bad-input check passed.
     ``callbacks``: extra Trainer callbacks (workers.faults). ``batch_before_oom``: the batch
-    this configuration had before out-of-memory retries shrank it, kept in the record."""
+    this configuration had before out-of-memory retries shrank it, kept in the record.
+    ``continue_from``: earlier interrupted tries of this configuration, newest first,
+    whose latest checkpoint this try continues from (workers.continuation)."""
     prepared = prepare_trial(spec, params, home)
     config = resolved_config(prepared)
     if batch_before_oom is not None:
         config["oom_fallback"] = {"batch_before": batch_before_oom, "batch": batch_of(spec)}
+    continuation = find_continuation(store, home, spec.name, continue_from)
+    if continuation is not None:
+        config["continued_from"] = continuation.record()
     new = NewTrial(spec.name, spec_to_dict(spec), params, stage, optuna_trial_number)
     outcome: TrialOutcome | None = None
     tracker: WandbTracker | None = None
@@ -139,8 +152,11 @@ def run_trial(
         if tracker.run_path:
             store.add_artifact(trial.id, "wandb_run", tracker.run_path)
         trial.sinks = [tracker.log_evaluation, *(sinks or [])]
-        run_dir = home / "runs" / spec.name / f"trial-{trial.id}"
-        outcome = _train(prepared, trial.id, run_dir, [trial.record], progress, callbacks or [])
+        directory = run_dir(home, spec.name, trial.id)
+        extra = callbacks or []
+        outcome = _train(
+            prepared, trial.id, directory, [trial.record], progress, extra, continuation
+        )
         if outcome.checkpoint is not None:
             size = outcome.resources["checkpoint_bytes"]
             store.add_artifact(trial.id, "checkpoint", str(outcome.checkpoint), size)
@@ -150,6 +166,7 @@ def run_trial(
             metrics=outcome.metrics,
             resources=outcome.resources,
         )
+        discard_checkpoints(home, spec.name, continue_from)
     wandb_run = tracker.run_path if tracker else None
     if trial.failure is not None or outcome is None:
         failure = trial.failure
@@ -183,6 +200,7 @@ def _train(
     sinks: list[Sink],
     progress: bool,
     extra_callbacks: list[Any],
+    continuation: Continuation | None = None,
 ) -> TrialOutcome:
     from transformers import DataCollatorWithPadding, EarlyStoppingCallback, TrainingArguments
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -221,10 +239,13 @@ def _train(
     _reset_gpu_peak(prepared.hardware)
     started = time.perf_counter()
     try:
-        train_output = trainer.train()
+        resume = _replay_continued(continuation, recorder, sinks)
+        train_output = trainer.train(resume_from_checkpoint=resume)
     except optuna.TrialPruned:
         return _pruned(prepared, trial_id, run_dir, recorder.rows, time.perf_counter() - started)
     best = _best_row(recorder.rows, trainer.state.best_global_step, spec)
+    if best.predictions is None:  # the best evaluation was an interrupted try's
+        best = replace(best, predictions=_validation_predictions(trainer, prepared))
     test = _evaluate_test(trainer, prepared)
     checkpoint = _keep_only_best(trainer, run_dir)
     wall = time.perf_counter() - started
@@ -297,6 +318,7 @@ def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
             trial_id=job.trial_id,
             callbacks=fault_callbacks(job.attempt),
             batch_before_oom=job.batch_before_oom,
+            continue_from=job.continue_from,
         )
     return JobResult(
         optuna_number=job.optuna_number,
@@ -318,6 +340,31 @@ def _best_row(rows: list[EvaluationRow], best_step: int | None, spec: SweepSpec)
             return row
     sign = 1.0 if spec.objective.maximize else -1.0
     return max(rows, key=lambda r: sign * (r.metric(spec.objective.metric) or float("-inf")))
+
+
+def _replay_continued(
+    continuation: Continuation | None, recorder: EvaluationRecorder, sinks: list[Sink]
+) -> str | None:
+    """The interrupted try's evaluations onto this row (store, W&B, pruner) before
+    training goes on from its checkpoint; the checkpoint path for Trainer, or None."""
+    if continuation is None:
+        return None
+    for row in continuation.rows:
+        recorder.rows.append(row)
+        for sink in sinks:
+            sink(row)
+    return str(continuation.checkpoint)
+
+
+def _validation_predictions(trainer: Any, prepared: PreparedTrial) -> ValidationPredictions | None:
+    """The loaded best checkpoint's validation predictions, evaluated again: a continued
+    trial's best may be an evaluation whose rows died with the interrupted worker."""
+    classes = len(prepared.data.label_names)
+    if classes > MAX_CLASSES:
+        return None
+    output = trainer.predict(prepared.data.splits["validation"], metric_key_prefix="again")
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    return ValidationPredictions.from_ids(output.label_ids, logits.argmax(axis=-1), classes)
 
 
 def _noise(best: EvaluationRow, prepared: PreparedTrial) -> dict[str, Any]:
