@@ -151,10 +151,12 @@ class RayBackend(ExecutionBackend):
         self._refs: dict[Any, TrialJob] = {}
 
     def _launch(self, job: TrialJob) -> Any:
-        task = self._task
-        if job.batch_before_oom is not None:
-            task = task.options(runtime_env=fresh_process_env(job))
-        ref = task.remote(job)
+        options: dict[str, Any] = {}
+        if job.after_oom:
+            options["runtime_env"] = fresh_process_env(job)
+        if job.gpus_per_trial is not None:
+            options["num_gpus"] = job.gpus_per_trial
+        ref = (self._task.options(**options) if options else self._task).remote(job)
         with self._lock:
             self._refs[ref] = job
         return ref

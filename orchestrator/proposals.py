@@ -23,6 +23,8 @@ class Proposal:
     attempt: int = 1  # which try of this point (orchestrator.retries)
     retry_of: int | None = None  # the Optuna number of the try this one repeats
     batch_halvings: int = 0  # out-of-memory retries before this one (spec.batch)
+    alone: bool = False  # a packed trial retried on a device of its own after an OOM
+    after_oom: bool = False  # the try before this one ran out of memory
 
     @property
     def key(self) -> str:

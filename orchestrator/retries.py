@@ -54,15 +54,26 @@ class RetryPolicy:
     on: tuple[str, ...]
     oom_fallback: bool = False
     training: dict[str, object] = field(default_factory=dict)
+    packed: bool = False  # 0 < gpus_per_trial < 1: trials share a device
 
     @classmethod
     def of(cls, spec: SweepSpec) -> RetryPolicy:
+        gpus = spec.resources.gpus_per_trial
         return cls(
             max_attempts=spec.retries.max_attempts,
             on=tuple(spec.retries.on),
             oom_fallback=spec.resources.oom_fallback,
             training=dict(spec.training),
+            packed=0.0 < gpus < 1.0,
         )
+
+    def oom_answers(self, params: dict[str, object]) -> int:
+        """How many OOMs of this point the fallback answers: for a packed trial first a
+        try alone on a device (the others' memory may be what it lacked), then each
+        batch halving."""
+        if not self.oom_fallback:
+            return 0
+        return self.halvings_for(params) + (1 if self.packed else 0)
 
     def halvings_for(self, params: dict[str, object]) -> int:
         """How often this point's batch can halve (0 with the fallback off); a searched
@@ -97,7 +108,7 @@ class PointHistory:
         """OOMs the fallback answers with a smaller batch: they cost no attempt."""
         if not self.tries:
             return 0
-        return min(self.ooms(), policy.halvings_for(dict(self.tries[0].params)))
+        return min(self.ooms(), policy.oom_answers(dict(self.tries[0].params)))
 
     def counted_failures(self, policy: RetryPolicy) -> int:
         counted = sum(kind in policy.on for kind in self.failures())
@@ -107,7 +118,7 @@ class PointHistory:
         """The last try ran out of memory at a batch that can still shrink."""
         failed = self.tries[-1].state is optuna.trial.TrialState.FAIL
         last_oom = failed and self.tries[-1].user_attrs.get(FAILURE_ATTR) == OOM
-        return last_oom and self.ooms() <= policy.halvings_for(dict(self.tries[0].params))
+        return last_oom and self.ooms() <= policy.oom_answers(dict(self.tries[0].params))
 
     def failed_deterministically(self) -> bool:
         deterministic = {k.value for k in FailureKind if k.is_deterministic}
@@ -127,16 +138,21 @@ class PointHistory:
         return self.succeeded or self.failed_deterministically() or self.given_up(policy)
 
     def next_try(self, proposal: Proposal, policy: RetryPolicy) -> Proposal:
-        """The proposal again, numbered as the next attempt after the last try, with one
-        batch halving per out-of-memory try the fallback can answer."""
+        """The proposal again, numbered as the next attempt after the last try, with the
+        fallback's answer to each out-of-memory try so far: alone on a device (a packed
+        trial's first), then one batch halving each."""
         if not self.tries:
             return proposal
         last = self.tries[-1]
+        answered = self.free_ooms(policy)
+        alone = policy.packed and answered > 0
         return replace(
             proposal,
             attempt=len(self.tries) + 1,
             retry_of=last.number,
-            batch_halvings=self.free_ooms(policy),
+            batch_halvings=answered - 1 if alone else answered,
+            alone=alone,
+            after_oom=last.user_attrs.get(FAILURE_ATTR) == OOM,
         )
 
 

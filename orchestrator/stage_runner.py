@@ -63,6 +63,7 @@ from sweepctl.storage import StateTransitionError, Store, StoreError, SweepState
 from sweepctl.workers.job import JobResult, TrialJob
 
 log = logging.getLogger("sweepctl.stage")
+ALONE_REASON = "ran out of memory sharing a device; retried on one of its own"
 MAX_REPEAT_STREAK = 50  # sampled proposals in a row that were all known: the stage ends
 
 
@@ -327,7 +328,9 @@ def _start(
         committed=lambda: _existing_row(run, trial.number),
     )
     resolved = trial_spec(run.spec, dict(trial.params), proposal.repeat)
-    resolved, batch_before = with_smaller_batch(resolved, proposal.batch_halvings)
+    resolved, notes = with_smaller_batch(resolved, proposal.batch_halvings)
+    if proposal.alone:
+        notes["placement"] = {"gpus_per_trial": 1.0, "why": ALONE_REASON}
     job = TrialJob(
         sweep=run.spec.name,
         stage=stage.name,
@@ -342,7 +345,9 @@ def _start(
         trial_id=trial_id,
         heartbeat_interval=run.spec.resources.heartbeat_interval,
         attempt=proposal.attempt,
-        batch_before_oom=batch_before,
+        after_oom=proposal.after_oom,
+        gpus_per_trial=1.0 if proposal.alone else None,
+        config_notes=notes,
         continue_from=continuable_tries(run.store, retry_of),
     )
     run.backend.start(job)

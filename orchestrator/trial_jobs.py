@@ -30,16 +30,17 @@ def trial_spec(spec: SweepSpec, params: dict[str, Any], repeat: int) -> dict[str
 
 def with_smaller_batch(
     spec: dict[str, Any], halvings: int
-) -> tuple[dict[str, Any], dict[str, int] | None]:
-    """The trial's spec after `halvings` out-of-memory retries, and the batch it had before
-    them (None: no retry shrank it). The params, the configuration's identity, stay."""
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The trial's spec after `halvings` out-of-memory retries, and what the record says
+    about it (`oom_fallback`: the batch before and after; nothing without a halving).
+    The params, the configuration's identity, stay."""
     if not halvings:
-        return spec, None
+        return spec, {}
     training = dict(spec.get("training") or {})
     smaller = after_halvings(training, halvings)
-    return {**spec, "training": {**training, **smaller.training_values()}}, Batch.of(
-        training
-    ).to_dict()
+    note = {"batch_before": Batch.of(training).to_dict(), "batch": smaller.to_dict()}
+    resized = {**spec, "training": {**training, **smaller.training_values()}}
+    return resized, {"oom_fallback": note}
 
 
 def trial_pruning(spec: SweepSpec, prunable: bool) -> PruningSpec | None:

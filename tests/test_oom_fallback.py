@@ -123,3 +123,32 @@ def test_on_ray_the_oom_retry_trains_in_a_new_worker_process(
     assert (first.failure_kind, second.state) == ("oom", TrialState.COMPLETED)
     assert second.resources["batch"]["accumulation"] == 2
     assert worker_pid(first) != worker_pid(second)
+
+
+def test_a_packed_trial_out_of_memory_is_retried_alone_on_a_device_before_halving(
+    tmp_path: Path, home: Path, tiny_spec: dict[str, Any]
+) -> None:
+    """Half a (fake) GPU per trial: the OOM's first answer is a device of its own, with
+    the spec's batch; only a second OOM would halve it."""
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 4, "num_gpus": 1, "include_dashboard": False},
+    )
+    try:
+        spec = _oom_spec(tiny_spec, "packedoom", gpus_per_trial=0.5)
+        path = tmp_path / "packedoom.yaml"
+        path.write_text(yaml.safe_dump(spec, sort_keys=False))
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        command = ["launch", str(path), "--db", url, "--ray-address", cluster.address]
+        code, _, err = finish(start_sweepctl(command, home, **{OOM_AT_STEP: "2"}), timeout=300)
+    finally:
+        cluster.shutdown()
+    assert code == 0, err
+    with Store(url) as store:
+        first, second = store.list_trials("packedoom")
+    assert (first.failure_kind, second.state, second.attempt) == ("oom", TrialState.COMPLETED, 2)
+    assert second.config["placement"]["gpus_per_trial"] == 1.0
+    assert second.resources["ray_resources"]["GPU"] == 1.0
+    assert second.resources["batch"]["train"] == 8 and "oom_fallback" not in second.config

@@ -297,3 +297,44 @@ def test_gpu_trials_wait_for_a_gpu_and_get_one_each(
     assert devices[first] != devices[second]
     # ... and the third waits until one of them has handed its GPU back
     assert spans[last][0] >= min(spans[first][1], spans[second][1])
+
+
+@pytest.fixture
+def head_with_one_gpu() -> Iterator[Cluster]:
+    """One node declaring one fake GPU and more CPUs than trials, so the GPU decides."""
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 8, "num_gpus": 1, "include_dashboard": False},
+    )
+    yield cluster
+    if ray.is_initialized():
+        ray.shutdown()
+    cluster.shutdown()
+
+
+def test_a_quarter_gpu_per_trial_packs_four_trials_on_one_device_and_the_fifth_waits(
+    head_with_one_gpu: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SWEEPCTL_REPLAY_STEP_SECONDS", "8.0")  # outlasts worker start-up
+    db_url = f"sqlite:///{tmp_path / 'packed.db'}"
+    with Store(db_url) as store:
+        store.create_sweep("gpu", spec_to_dict(_analytic_spec("gpu")), [("grid", "grid")])
+    backend = RayBackend(cpus_per_trial=1, gpus_per_trial=0.25, address=head_with_one_gpu.address)
+    try:
+        for number in range(5):
+            backend.start(_noop_job(number, db_url, tmp_path))
+        results = _collect(backend, 5, deadline_s=120.0)
+    finally:
+        backend.shutdown()
+
+    assert sorted(r.optuna_number for r in results) == [0, 1, 2, 3, 4]
+    assert {r.visible_devices for r in results} == {"0"}  # all on the one device
+    with Store(db_url) as store:
+        trials = sorted(store.list_trials("gpu"), key=lambda t: t.started_at)
+    packed, waiting = trials[:4], trials[4]
+    # the first four overlap: each started before any of them finished
+    assert max(t.started_at for t in packed) < min(t.finished_at for t in packed)
+    # the fifth started only once one of them had handed its quarter back
+    assert waiting.started_at >= min(t.finished_at for t in packed)

@@ -36,6 +36,22 @@ class Hardware:
         )
 
 
+def ray_assigned_resources() -> dict[str, float] | None:
+    """What Ray gave this worker (`{"CPU": 1.0, "GPU": 0.25}` for a packed trial), or None
+    outside a Ray worker: the record says where a trial ran and how much it shared."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    if not ray.is_initialized():
+        return None
+    try:
+        assigned = ray.get_runtime_context().get_assigned_resources()
+    except Exception:  # the driver, not a task: nothing was assigned
+        return None
+    return {name: float(amount) for name, amount in assigned.items()} or None
+
+
 def precision_settings(training: dict[str, Any], hardware: Hardware) -> dict[str, Any]:
     """bf16 where the GPU supports it (fp16 otherwise), TF32 matmuls on Ampere and newer.
     An explicit bf16/fp16/tf32 in the spec always wins; CPUs stay in fp32."""

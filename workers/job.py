@@ -10,7 +10,7 @@ one; the runners (trial, replay, a `python:` function) take a job and return a J
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -35,8 +35,14 @@ class TrialJob:
     trial_id: int | None = None
     heartbeat_interval: float = 30.0
     attempt: int = 1  # which try of its configuration (fault injection reads it)
-    # The batch before out-of-memory retries shrank it (spec.batch); None: the spec's own
-    batch_before_oom: dict[str, int] | None = None
+    # The try before this one ran out of memory: Ray starts it in a new worker process
+    after_oom: bool = False
+    # Where this try runs when not where the spec says: 1.0 for a packed trial retried
+    # alone on a device after running out of memory (orchestrator.retries)
+    gpus_per_trial: float | None = None
+    # What the orchestrator changed for this try and why (the OOM fallback's batch, the
+    # placement), merged into the row's resolved config so the record says so
+    config_notes: dict[str, Any] = field(default_factory=dict)
     # Earlier interrupted tries of this configuration (store ids, newest first) whose
     # latest checkpoint this try may continue from (workers.continuation)
     continue_from: tuple[int, ...] = ()

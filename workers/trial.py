@@ -26,7 +26,7 @@ from sweepctl.spec.batch import Batch
 from sweepctl.spec.errors import SpecError
 from sweepctl.spec.models import SweepSpec, spec_to_dict
 from sweepctl.storage import Store, TrialState
-from sweepctl.workers.arguments import Hardware, training_arguments
+from sweepctl.workers.arguments import Hardware, ray_assigned_resources, training_arguments
 from sweepctl.workers.continuation import (
     Continuation,
     discard_checkpoints,
@@ -121,19 +121,18 @@ def run_trial(
     optuna_trial_number: int | None = None,
     trial_id: int | None = None,
     callbacks: list[Any] | None = None,
-    batch_before_oom: dict[str, int] | None = None,
+    config_notes: dict[str, Any] | None = None,
     continue_from: tuple[int, ...] = (),
 ) -> TrialOutcome:
     """``trial_id``: the PENDING row a sweep's orchestrator made for this trial; without
     one (`sweepctl trial`) the row is created here, after every bad-input check passed.
-    ``callbacks``: extra Trainer callbacks (workers.faults). ``batch_before_oom``: the batch
-    this configuration had before out-of-memory retries shrank it, kept in the record.
+    ``callbacks``: extra Trainer callbacks (workers.faults). ``config_notes``: what the
+    orchestrator changed for this try (TrialJob.config_notes), kept in the record.
     ``continue_from``: earlier interrupted tries of this configuration, newest first,
     whose latest checkpoint this try continues from (workers.continuation)."""
     prepared = prepare_trial(spec, params, home)
     config = resolved_config(prepared)
-    if batch_before_oom is not None:
-        config["oom_fallback"] = {"batch_before": batch_before_oom, "batch": batch_of(spec)}
+    config |= config_notes or {}
     continuation = find_continuation(store, home, spec.name, continue_from)
     if continuation is not None:
         config["continued_from"] = continuation.record()
@@ -286,6 +285,7 @@ def _pruned(
         "peak_gpu_memory_bytes": _gpu_peak(prepared.hardware),
         "tokenization_cache_hit": prepared.data.cache_hit,
         "batch": batch_of(prepared.spec),
+        "ray_resources": ray_assigned_resources(),
     }
     return TrialOutcome(
         trial_id=trial_id,
@@ -317,7 +317,7 @@ def run_job(job: TrialJob, sinks: list[Sink]) -> JobResult:
             optuna_trial_number=job.optuna_number,
             trial_id=job.trial_id,
             callbacks=fault_callbacks(job.attempt),
-            batch_before_oom=job.batch_before_oom,
+            config_notes=job.config_notes,
             continue_from=job.continue_from,
         )
     return JobResult(
@@ -418,6 +418,7 @@ def _resources(
         "evaluations": evaluations,
         "tokenization_cache_hit": prepared.data.cache_hit,
         "batch": batch_of(prepared.spec),
+        "ray_resources": ray_assigned_resources(),
     }
 
 
