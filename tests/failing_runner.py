@@ -11,6 +11,7 @@ from sweepctl.workers.job import JobResult, TrialJob
 from sweepctl.workers.lifecycle import NewTrial, trial_lifecycle
 
 MESSAGE = "CUDA error: device-side assert triggered (tests.failing_runner)"
+RUNNER = "python:tests.failing_runner:run"
 
 
 def run(job: TrialJob, sinks: list[Any]) -> JobResult:

@@ -14,9 +14,8 @@ from sweepctl.cli import main
 from sweepctl.orchestrator.budget import BudgetUsage, budget_report, format_seconds
 from sweepctl.spec.overnight import BudgetSpec
 from sweepctl.storage import Store, SweepState, TrialState
+from tests.failing_runner import RUNNER as FAILING
 from tests.fault_helpers import ANALYTIC, analytic_grid_spec, finish, start_sweepctl
-
-FAILING = "python:tests.failing_runner:run"
 
 
 def _grid(tmp_path: Path, name: str, points: int, **extra: Any) -> tuple[Path, str]:

@@ -25,6 +25,7 @@ from sweepctl.orchestrator.sweep import SweepRun, launch
 from sweepctl.spec.models import load_spec
 from sweepctl.storage import Store, SweepState
 from tests.conftest import REPO
+from tests.failing_runner import RUNNER as FAILING_RUNNER
 from tests.service_process import running_server
 from tests.test_compare import CONFIRM, GRID, SCORED, SCREEN, TPE
 from tests.test_strategies import analytic_spec
@@ -322,3 +323,31 @@ def test_configurations_the_seeds_cannot_tell_apart_are_named_as_tied(
     )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "sweep-page-confirmed.png"), full_page=True)
+
+
+def test_a_sweep_stopped_at_its_budget_shows_the_reason_and_each_limit_used_and_left(
+    server: dict[str, Any], page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    rates = {"learning_rate": [1e-5, 2e-5, 3e-5, 5e-5]}
+    spec = analytic_spec(
+        "overbudget",
+        [{"name": "grid", "strategy": "grid", "values": rates}],
+        objective={"metric": "accuracy"},
+        budget={"max_failures": 2, "max_wall_time": "1h"},
+    )
+    with Store(server["url"]) as store:
+        home = str(server["tmp"] / "home-here")
+        run = SweepRun(spec, store, InlineBackend(), server["url"], home, FAILING_RUNNER)
+        assert launch(run) is SweepState.STOPPED
+        sweep_id = store.get_sweep("overbudget").id
+    overview = _api(server, f"/sweeps/{sweep_id}")
+    budget = overview["budget"]
+    assert budget["limits"]["max_failures"] == {"used": 2, "limit": 2, "left": 0.0}
+    page.goto(f"{server['base']}/sweeps/{sweep_id}")
+    expect(page.locator("#sweep-state")).to_have_text("STOPPED")
+    expect(page.locator("#sweep-error")).to_have_text(overview["error"])
+    assert overview["error"].startswith("budget max_failures used up")
+    expect(page.locator("#budget li")).to_have_text(budget["lines"])
+    expect(page.locator("#budget")).to_have_class("budget exhausted")

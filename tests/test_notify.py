@@ -19,9 +19,8 @@ import yaml
 from sweepctl.cli import main
 from sweepctl.spec.overnight import NotifySpec, redact_url
 from sweepctl.storage import Store
+from tests.failing_runner import RUNNER as FAILING
 from tests.fault_helpers import ANALYTIC, analytic_grid_spec
-
-FAILING = "python:tests.failing_runner:run"
 
 
 class Receiver:
