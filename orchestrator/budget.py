@@ -18,7 +18,7 @@ from sweepctl.spec.overnight import BudgetSpec
 from sweepctl.storage import Store, TrialUsage
 from sweepctl.storage.models import utcnow
 
-CHECK_EVERY_S = 5.0  # how often the clocks are read; a failure is checked at once
+CHECK_EVERY_S = 5.0  # how often the clocks are read; a trial's end is checked at once
 
 
 @dataclass(frozen=True)
@@ -107,8 +107,8 @@ def _describe(key: str, used: float, limit: float, left: float | None = None) ->
         text = f"wall time {format_seconds(used)} of {format_seconds(limit)}"
         return text + (f" ({format_seconds(left)} left)" if left is not None else "")
     if key == "max_trial_hours":
-        text = f"{used:.2f} of {limit:g} trial-hours"
-        return text + (f" ({left:.2f} left)" if left is not None else "")
+        text = f"{used:.3g} of {limit:g} trial-hours"
+        return text + (f" ({left:.3g} left)" if left is not None else "")
     what = "in a row " if key == "max_failures" else ""
     text = f"{int(used)} of {int(limit)} configurations {what}ended without a result"
     return text + (f" ({int(left)} left)" if left is not None else "")
@@ -127,18 +127,19 @@ def format_seconds(seconds: float) -> str:
 
 
 class BudgetGuard:
-    """The stage loop's question "may anything more start?". The store is read at most
-    every CHECK_EVERY_S seconds, and at once after a trial failed."""
+    """The stage loop's question "may anything more start?". The store is read at once
+    after a trial ended (what it used, whether it failed) and otherwise at most every
+    CHECK_EVERY_S seconds (the clocks)."""
 
     def __init__(self, store: Store, sweep: str, budget: BudgetSpec) -> None:
         self.store, self.sweep, self.budget = store, sweep, budget
         self._next_check = 0.0
 
-    def reason(self, failed: bool, retry_queued: set[int]) -> str | None:
+    def reason(self, trial_ended: bool, retry_queued: set[int]) -> str | None:
         if not self.budget.limited:
             return None
         now = time.monotonic()
-        if not failed and now < self._next_check:
+        if not trial_ended and now < self._next_check:
             return None
         self._next_check = now + CHECK_EVERY_S
         return exhausted(self.budget, BudgetUsage.of(self.store, self.sweep, retry_queued))

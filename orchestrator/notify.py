@@ -62,7 +62,7 @@ def notify_sweep_end(
     if not targets:
         return {}
     payload = sweep_end_payload(store, name, event, dashboard)
-    return {redact_url(t): _deliver(t, payload, notify.webhook == t) for t in targets}
+    return {redact_url(target): _deliver(target, payload) for target in targets}
 
 
 def sweep_end_payload(store: Store, name: str, event: str, dashboard: str | None) -> dict[str, Any]:
@@ -103,7 +103,8 @@ def _best(store: Store, name: str) -> dict[str, Any] | None:
     }
 
 
-def _deliver(target: str, payload: dict[str, Any], is_webhook: bool) -> bool:
+def _deliver(target: str, payload: dict[str, Any]) -> bool:
+    """An http(s) URL is a webhook (a JSON POST); anything else goes through Apprise."""
     shown = redact_url(target)
     url = expand(target)
     if url is None or REDACTED in url:
@@ -113,8 +114,9 @@ def _deliver(target: str, payload: dict[str, Any], is_webhook: bool) -> bool:
             shown,
         )
         return False
+    webhook = url.startswith(("http://", "https://"))
     send: Callable[[], None] = (
-        (lambda: _post_json(url, payload)) if is_webhook else (lambda: _apprise(url, payload))
+        (lambda: _post_json(url, payload)) if webhook else (lambda: _apprise(url, payload))
     )
     delay = BACKOFF_S
     for attempt in range(1, ATTEMPTS + 1):

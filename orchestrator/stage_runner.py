@@ -232,12 +232,13 @@ def _drive(
     outage = StoreOutage()
     guard = BudgetGuard(run.store, run.spec.name, run.spec.budget)
     unsettled: list[JobResult] = []  # results seen while the store was unreachable
-    failed = False  # a trial failed since the budget was last asked
+    settled = False  # a trial ended since the budget was last asked
     while True:
         lease.check()
-        if not unsettled and _budget_stop(run, proposer, guard, failed, outage):
+        busy = run.backend.running > 0 or proposer.has_next()
+        if busy and not unsettled and _budget_stop(run, proposer, guard, settled, outage):
             return "stopped", proposer
-        failed = False
+        settled = False
         while not unsettled and run.backend.running < limit and proposer.has_next():
             asked = proposer.ask()
             if asked is not None:
@@ -247,7 +248,7 @@ def _drive(
             return "done", proposer
         unsettled += run.backend.poll(timeout=0.5)
         unsettled += watchdog.verdicts(wait_s=0.2 if idle else 0.0)
-        failed = any(result.state == TrialState.FAILED.value for result in unsettled)
+        settled = bool(unsettled)
         with outage.tolerated():
             while unsettled:
                 settle(run, proposer, stage, unsettled[0])
@@ -258,13 +259,14 @@ def _drive(
 
 
 def _budget_stop(
-    run: SweepRun, proposer: StageProposer, guard: BudgetGuard, failed: bool, outage: StoreOutage
+    run: SweepRun, proposer: StageProposer, guard: BudgetGuard, settled: bool, outage: StoreOutage
 ) -> bool:
-    """A used-up budget (orchestrator.budget) stops the stage before anything more
-    starts: trials in flight end CANCELLED with the reason, kept on the proposer."""
+    """A used-up budget (orchestrator.budget) stops a stage that still has work before
+    anything more starts: trials in flight end CANCELLED with the reason, kept on the
+    proposer. A stage with nothing left to run or wait for is done, not stopped."""
     reason = None
     with outage.tolerated():
-        reason = guard.reason(failed, proposer.queued_retries())
+        reason = guard.reason(settled, proposer.queued_retries())
     if reason is None:
         return False
     stop_trials(run, proposer, reason)

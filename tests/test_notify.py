@@ -160,3 +160,40 @@ def test_notify_urls_are_checked_and_shown_redacted() -> None:
     assert yaml.safe_dump({"url": redact_url("json://localhost:8080/path")}).strip() == (
         "url: json://localhost:8080/path"
     )
+
+
+def test_serve_notify_is_the_default_target_and_links_to_the_server_s_dashboard(
+    tmp_path: Path, sqlite_url: str, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sweepctl.service.app import create_app
+    from tests.service_client import local_client
+    from tests.test_service_controller import controller_settings, submit, wait_for
+
+    monkeypatch.setenv("SWEEPCTL_REPLAY_STEP_SECONDS", "0.05")
+    settings = controller_settings(sqlite_url, tmp_path, notify=(receiver.url("/serve"),))
+    with local_client(create_app(settings)) as client:
+        sweep_id = submit(client, tmp_path, "served")
+        wait_for(lambda: bool(receiver.posts), "the server's notification")
+    ((path, body),) = receiver.posts
+    assert path == "/serve" and (body["sweep"], body["state"]) == ("served", "COMPLETED")
+    assert body["dashboard"] == f"http://127.0.0.1:8000/sweeps/{sweep_id}"
+
+
+def test_a_trial_hours_budget_stops_the_sweep_once_the_trials_have_used_it(
+    tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+) -> None:
+    monkeypatch.setenv("SWEEPCTL_REPLAY_STEP_SECONDS", "0.2")  # 4 evaluations: 0.8 s a trial
+    budget = {"max_trial_hours": 0.0003}  # 1.08 s: used up during the second of five trials
+    path = analytic_grid_spec(
+        tmp_path / "hours.yaml", "hours", points=5, budget=budget,
+        notify={"webhook": receiver.url("/hook")},
+    )  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    code = main(["launch", str(path), "--db", url, "--backend", "inline", "--runner", ANALYTIC])
+    assert code == 1
+    with Store(url) as store:
+        sweep = store.get_sweep("hours")
+        completed = [t for t in store.list_trials("hours") if t.state.value == "COMPLETED"]
+    assert sweep.state.value == "STOPPED" and len(completed) == 2
+    assert sweep.error.startswith("budget max_trial_hours used up: ")
+    assert [body["event"] for _, body in receiver.posts] == ["stopped"]
