@@ -82,12 +82,15 @@ def _notify_targets(urls: list[str]) -> list[str]:
     """`--notify` URLs as the spec's are checked: one line naming the bad one (exit 2)."""
     from pydantic import ValidationError
 
+    from sweepctl.orchestrator.preflight import check_notify_targets
     from sweepctl.spec.overnight import NotifySpec, redact_url
 
     for url in urls:
         webhook = url.startswith(("http://", "https://")) or url.startswith("${")
         try:
             NotifySpec(webhook=url) if webhook else NotifySpec(apprise=[url])
+            if not webhook:
+                check_notify_targets([url], "--notify")
         except ValidationError as exc:
             message = exc.errors()[0]["msg"]
             raise UsageError(f"--notify {redact_url(url)}: {message}") from None

@@ -15,8 +15,27 @@ def check_launchable(spec: Any, source: str, runner: str = "transformer") -> Non
     if not spec.stages:
         raise SpecError(f"{source}: stages: launch needs at least one stage")
     baseline(spec)
+    check_notify_targets(spec.notify.apprise, "notify.apprise")
     if runner == "transformer":
         check_trial_inputs(spec)
+
+
+def check_notify_targets(urls: list[str], field: str) -> None:
+    """Every Apprise URL must be one Apprise can send to (a typo'd scheme would only show
+    up as a warning when the sweep ends, hours later). `${VAR}` references are checked
+    when they are expanded, and a URL read back redacted from the store is left alone."""
+    import apprise
+
+    from sweepctl.spec.overnight import redact_url
+
+    for index, url in enumerate(urls):
+        if "${" in url or "***" in url:
+            continue
+        if not apprise.Apprise().add(url):
+            raise SpecError(
+                f"{field}[{index}]: Apprise does not recognise {redact_url(url)!r}; expected "
+                "a URL such as slack://..., mailto://..., json://host/path"
+            )
 
 
 def check_trial_inputs(spec: Any) -> bool:

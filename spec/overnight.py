@@ -76,11 +76,12 @@ class NotifySpec(StrictModel):
 
 def redact_url(url: str) -> str:
     """A notification URL as it may be shown or stored: password, token-like path parts
-    and query values replaced by ***, the scheme and host kept so users can tell which."""
+    (and, outside http(s), a token-like host: Apprise puts tokens there) and query values
+    replaced by ***; the scheme and a host name kept, so users can tell which it is."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written: Slack's tokens are case-sensitive
+    if parts.scheme not in ("http", "https"):  # slack://TOKEN/..., tgram://BOT_TOKEN/...
+        host = ":".join(_redact_segment(piece) for piece in host.split(":"))
     user = f"{parts.username}:***@" if parts.password else ("***@" if parts.username else "")
     path = "/".join(_redact_segment(segment) for segment in parts.path.split("/"))
     query = "&".join(

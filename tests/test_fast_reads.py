@@ -321,7 +321,7 @@ def test_a_read_only_store_behind_the_head_is_still_refused(tmp_path: Path) -> N
             alembic_command.upgrade(migrate.alembic_config(connection), "0001")
     finally:
         engine.dispose()
-    with pytest.raises(StoreError, match="is at schema 0001, this sweepctl needs 0005"):
+    with pytest.raises(StoreError, match="is at schema 0001, this sweepctl needs 0006"):
         Store(url, read_only=True)
     Store(url).close()  # a writer upgrades it; then the fast check accepts it
     Store(url, read_only=True).close()

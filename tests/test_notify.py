@@ -157,6 +157,8 @@ def test_notify_urls_are_checked_and_shown_redacted() -> None:
     assert redact_url("mailtos://me:pa55word@smtp.example.com?to=a@b.c") == (
         "mailtos://me:***@smtp.example.com?to=***"
     )
+    telegram = "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/12345"
+    assert redact_url(telegram) == "tgram://***:***/12345"  # the bot token is the "host"
     assert yaml.safe_dump({"url": redact_url("json://localhost:8080/path")}).strip() == (
         "url: json://localhost:8080/path"
     )
@@ -197,3 +199,17 @@ def test_a_trial_hours_budget_stops_the_sweep_once_the_trials_have_used_it(
     assert sweep.state.value == "STOPPED" and len(completed) == 2
     assert sweep.error.startswith("budget max_trial_hours used up: ")
     assert [body["event"] for _, body in receiver.posts] == ["stopped"]
+
+
+def test_an_apprise_url_apprise_cannot_send_to_is_refused_at_launch_naming_it(
+    tmp_path: Path, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, url = _launch(tmp_path, "typo", {"apprise": ["slak://T0AB12CD/B0EF34GH56"]})
+    assert code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.endswith(
+        "notify.apprise[0]: Apprise does not recognise 'slak://***/***'; expected a URL "
+        "such as slack://..., mailto://..., json://host/path"
+    ), line
+    with Store(url) as store:
+        assert store.list_sweeps() == []

@@ -24,6 +24,7 @@ def serve_args(**extra: object) -> argparse.Namespace:
         **{"host": "127.0.0.1", "port": 8123, "db": None, "ray_address": None},
         **{"max_sweeps": 1, "backend": "inline", "runner": "noop", "allowed_host": []},
         "max_body_bytes": 1024 * 1024,
+        "notify": [],
     }
     return argparse.Namespace(**{**values, **extra})
 
@@ -91,3 +92,12 @@ def test_serve_prints_the_login_url_and_the_cli_on_this_machine_uses_its_token(
         assert cli.returncode == 0, cli.stderr
         assert "submitted sweep by-cli" in cli.stdout
         assert sweep_state(sqlite_url, "by-cli").name in ("PENDING", "RUNNING", "COMPLETED")
+
+
+def test_serve_notify_urls_are_checked_and_a_bad_one_named_redacted() -> None:
+    from sweepctl.spec.errors import UsageError
+
+    good = serve_settings(serve_args(notify=["https://hooks.example.com/x", "json://localhost"]))
+    assert good.notify == ("https://hooks.example.com/x", "json://localhost")
+    with pytest.raises(UsageError, match=r"^--notify\[0\]: Apprise does not recognise 'ftp://"):
+        serve_settings(serve_args(notify=["ftp://example.com/Secret123"]))

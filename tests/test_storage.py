@@ -55,7 +55,7 @@ def test_migrations_create_exactly_the_prefixed_tables(store_url: str) -> None:
     with Store(store_url) as store:
         tables = set(inspect(store._engine).get_table_names())
         assert tables == SWEEPCTL_TABLES | {VERSION_TABLE}
-        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0005"
+        assert migrate.current_revision(store._engine) == migrate.head_revision() == "0006"
         assert migrate.schema_diff(store._engine) == []  # ORM models == migration
 
 

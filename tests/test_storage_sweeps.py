@@ -49,6 +49,8 @@ ALLOWED = {
     (W.RUNNING, W.CANCELLED),
     (W.FAILED, W.RUNNING),
     (W.CANCELLED, W.RUNNING),
+    (W.RUNNING, W.STOPPED),
+    (W.STOPPED, W.RUNNING),
 }
 # How to reach each state from PENDING.
 PATH_TO = {
@@ -57,6 +59,7 @@ PATH_TO = {
     W.COMPLETED: [W.RUNNING, W.COMPLETED],
     W.FAILED: [W.RUNNING, W.FAILED],
     W.CANCELLED: [W.CANCELLED],
+    W.STOPPED: [W.RUNNING, W.STOPPED],
 }
 ZERO_COUNTS = dict.fromkeys(["PENDING", "RUNNING", "COMPLETED", "PRUNED", "FAILED", "CANCELLED"], 0)
 
@@ -111,7 +114,7 @@ def test_upgrade_from_0001_keeps_existing_sweeps_and_trials(store_url: str) -> N
     finally:
         engine.dispose()
     with Store(store_url) as store:
-        assert migrate.current_revision(store._engine) == "0005"
+        assert migrate.current_revision(store._engine) == "0006"
         assert migrate.schema_diff(store._engine) == []
         sweep = store.get_sweep("old")
         assert (sweep.state, sweep.stages, sweep.spec) == (W.PENDING, [], SPEC)
