@@ -117,11 +117,12 @@ def _one_line(exc: BaseException) -> str:
 
 
 def cmd_validate(args: argparse.Namespace, console: Console) -> int:
-    from sweepctl.orchestrator.preflight import check_trial_inputs
+    from sweepctl.orchestrator.preflight import check_notify_targets, check_trial_inputs
     from sweepctl.spec.models import load_spec
 
     spec = load_spec(args.spec)
     checked = check_trial_inputs(spec)
+    check_notify_targets(spec.notify.apprise, "notify.apprise")
     if spec.stages:
         from sweepctl.spec.baseline import baseline
 

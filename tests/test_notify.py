@@ -213,3 +213,5 @@ def test_an_apprise_url_apprise_cannot_send_to_is_refused_at_launch_naming_it(
     ), line
     with Store(url) as store:
         assert store.list_sweeps() == []
+    assert main(["validate", str(tmp_path / "typo.yaml")]) == 2  # validate says the same
+    assert "notify.apprise[0]: Apprise does not recognise" in capsys.readouterr().err
