@@ -44,8 +44,9 @@ class SpecYAMLError(yaml.YAMLError):
 
 class SpecLoader(yaml.SafeLoader):
     """SafeLoader that reads `2e-5` as a float (YAML 1.1 wants `2.0e-5`, and a learning rate
-    silently loaded as the string "2e-5" is the most common sweep-spec bug there is), and
-    refuses duplicate keys, deep nesting and alias bombs while composing."""
+    silently loaded as the string "2e-5" is the most common sweep-spec bug there is) and
+    only true/false as booleans (below), and refuses duplicate keys, deep nesting and alias
+    bombs while composing."""
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
@@ -80,6 +81,17 @@ class SpecLoader(yaml.SafeLoader):
         return node
 
 
+# Booleans as YAML 1.2 has them: only true/false. YAML 1.1 also reads yes/no/on/off as
+# booleans, so `notify: {on: [failed]}` would have the key True (the trap GitHub Actions
+# users know) and `label_map: {no: 0}` a key False.
+BOOL_TAG = "tag:yaml.org,2002:bool"
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecLoader.add_implicit_resolver(
+    BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 SpecLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(

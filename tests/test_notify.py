@@ -215,3 +215,12 @@ def test_an_apprise_url_apprise_cannot_send_to_is_refused_at_launch_naming_it(
         assert store.list_sweeps() == []
     assert main(["validate", str(tmp_path / "typo.yaml")]) == 2  # validate says the same
     assert "notify.apprise[0]: Apprise does not recognise" in capsys.readouterr().err
+
+
+def test_an_unquoted_on_key_in_a_spec_file_is_the_key_on_not_true(tmp_path: Path) -> None:
+    from sweepctl.spec.models import load_spec
+
+    path = analytic_grid_spec(tmp_path / "on.yaml", "on")
+    text = path.read_text() + "notify:\n  webhook: https://example.com/x\n  on: [failed]\n"
+    path.write_text(text)
+    assert load_spec(str(path)).notify.on == ["failed"]  # YAML 1.1 would make the key True
