@@ -15,8 +15,9 @@ from typing import Any
 
 from sweepctl.spec.errors import UsageError
 from sweepctl.spec.overnight import BudgetSpec
-from sweepctl.storage import Store, TrialUsage
+from sweepctl.storage import Store, SweepRecord, TrialUsage
 from sweepctl.storage.models import utcnow
+from sweepctl.storage.views import SweepRow
 
 CHECK_EVERY_S = 5.0  # how often the clocks are read; a trial's end is checked at once
 
@@ -29,10 +30,18 @@ class BudgetUsage:
     failures_total: int
 
     @classmethod
-    def of(cls, store: Store, sweep: str, retry_queued: set[int] | None = None) -> BudgetUsage:
+    def of(
+        cls,
+        store: Store,
+        sweep: str,
+        retry_queued: set[int] | None = None,
+        record: SweepRecord | SweepRow | None = None,
+    ) -> BudgetUsage:
+        """`record`: the sweep when the caller has read it already (its lease clock)."""
         usage: TrialUsage = store.trial_usage(sweep, retry_queued or set())
+        record = record if record is not None else store.sweep_row(sweep)
         return cls(
-            wall_seconds=store.sweep_row(sweep).driven_seconds(utcnow()),
+            wall_seconds=record.driven_seconds(utcnow()),
             trial_hours=usage.trial_seconds / 3600.0,
             failures_in_a_row=usage.failures_in_a_row,
             failures_total=usage.failures_total,
@@ -69,10 +78,11 @@ def budget_report(budget: BudgetSpec, usage: BudgetUsage) -> dict[str, Any]:
 
 def stored_budget_report(store: Store, sweep: str) -> dict[str, Any] | None:
     """The report for a stored sweep, or None when its spec sets no limit."""
-    budget = BudgetSpec.model_validate(store.sweep_spec(sweep).get("budget") or {})
+    record = store.get_sweep(sweep)  # the spec and the lease clock in one read
+    budget = BudgetSpec.model_validate(record.spec.get("budget") or {})
     if not budget.limited:
         return None
-    return budget_report(budget, BudgetUsage.of(store, sweep))
+    return budget_report(budget, BudgetUsage.of(store, sweep, record=record))
 
 
 def raised_budget(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 from sweepctl.orchestrator.confirmed import confirmed_best, mean_ci
 from sweepctl.orchestrator.sweep_report import objective_of
 from sweepctl.spec.overnight import NotifySpec, redact_url
-from sweepctl.storage import Store, SweepState
+from sweepctl.storage import Store, SweepRecord, SweepState
 from sweepctl.storage.models import utcnow
 
 log = logging.getLogger("sweepctl.notify")
@@ -61,29 +61,29 @@ def notify_sweep_end(
     targets = notify.targets or list(defaults or [])
     if not targets:
         return {}
-    payload = sweep_end_payload(store, name, event, dashboard)
+    payload = sweep_end_payload(store, sweep, event, dashboard)
     return {redact_url(target): _deliver(target, payload) for target in targets}
 
 
-def sweep_end_payload(store: Store, name: str, event: str, dashboard: str | None) -> dict[str, Any]:
+def sweep_end_payload(
+    store: Store, sweep: SweepRecord, event: str, dashboard: str | None
+) -> dict[str, Any]:
     """What every target receives: the sweep, how it ended and why, its best, its counts,
     how long orchestrators drove it and where to look."""
-    sweep = store.get_sweep(name)
     return {
-        "sweep": name,
+        "sweep": sweep.name,
         "event": event,
         "state": sweep.state.value,
         "reason": sweep.error,
-        "best": _best(store, name),
+        "best": _best(store, sweep),
         "counts": {k.lower(): v for k, v in sweep.trial_counts.items() if v},
         "elapsed_s": round(sweep.driven_seconds(utcnow()), 1),
         "dashboard": f"{dashboard.rstrip('/')}/sweeps/{sweep.id}" if dashboard else None,
     }
 
 
-def _best(store: Store, name: str) -> dict[str, Any] | None:
+def _best(store: Store, sweep: SweepRecord) -> dict[str, Any] | None:
     """The confirm stage's pick with its interval, else the best single trial."""
-    sweep = store.sweep_row(name)
     confirmed = confirmed_best(sweep.stages)
     if confirmed is not None:
         return {
@@ -92,7 +92,7 @@ def _best(store: Store, name: str) -> dict[str, Any] | None:
             "mean_ci": mean_ci(confirmed.winner, plus="+-"),
             "tied": bool(confirmed.tied),
         }
-    objective = objective_of(store.sweep_spec(name))
+    objective = objective_of(sweep.spec)
     ranked = store.ranked_trials(sweep.id, objective.maximize, 1)
     if not ranked:
         return None

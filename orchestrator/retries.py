@@ -73,15 +73,10 @@ class RetryPolicy:
         batch halving."""
         if not self.oom_fallback:
             return 0
-        return self.halvings_for(params) + (1 if self.packed else 0)
-
-    def halvings_for(self, params: dict[str, object]) -> int:
-        """How often this point's batch can halve (0 with the fallback off); a searched
-        batch size or accumulation is the point's own."""
-        if not self.oom_fallback:
-            return 0
+        # a searched batch size or accumulation is the point's own
         searched = {k: v for k, v in params.items() if k in BATCH_KEYS}
-        return possible_halvings({**self.training, **searched})
+        halvings = possible_halvings({**self.training, **searched})
+        return halvings + (1 if self.packed else 0)
 
 
 @dataclass

@@ -312,10 +312,10 @@ def _start(
 ) -> None:
     """The PENDING row first: whatever happens to the worker, the store has the trial."""
     trial, proposal = asked
-    retry_of = None
+    earlier = None
     if proposal.retry_of is not None:
         earlier = run.store.trial_by_optuna_number(run.spec.name, proposal.retry_of)
-        retry_of = earlier.id if earlier is not None else None
+    retry_of = earlier.id if earlier is not None else None
     trial_id = _with_store_retries(
         lambda: run.store.create_trial(
             run.spec.name,
@@ -350,7 +350,7 @@ def _start(
         after_oom=proposal.after_oom,
         gpus_per_trial=1.0 if proposal.alone else None,
         config_notes=notes,
-        continue_from=continuable_tries(run.store, retry_of),
+        continue_from=continuable_tries(run.store, earlier),
     )
     run.backend.start(job)
     data = {"stage": stage.name, "number": trial.number, "params": job.params}

@@ -14,7 +14,7 @@ from sweepctl.spec.batch import Batch, after_halvings
 from sweepctl.spec.models import SweepSpec, spec_to_dict
 from sweepctl.spec.overrides import apply_overrides
 from sweepctl.spec.plan import PruningSpec
-from sweepctl.storage import Store, TrialState
+from sweepctl.storage import Store, TrialRecord, TrialState
 
 MAX_CHAIN = 20  # tries of one configuration looked back over for a checkpoint
 
@@ -50,16 +50,17 @@ def trial_pruning(spec: SweepSpec, prunable: bool) -> PruningSpec | None:
     return spec.pruning
 
 
-def continuable_tries(store: Store, earlier: int | None) -> tuple[int, ...]:
+def continuable_tries(store: Store, earlier: TrialRecord | None) -> tuple[int, ...]:
     """The interrupted tries a retry may continue from (workers.continuation): store ids,
-    newest first, back along `retry_of`, stopping at an out-of-memory try (its successors
-    run with another batch) and at anything that did not end FAILED or CANCELLED."""
+    newest first, back along `retry_of` from `earlier` (the try this one repeats),
+    stopping at an out-of-memory try (its successors run with another batch) and at
+    anything that did not end FAILED or CANCELLED."""
     chain: list[int] = []
-    while earlier is not None and len(chain) < MAX_CHAIN:
-        trial = store.get_trial(earlier)
+    trial = earlier
+    while trial is not None and len(chain) < MAX_CHAIN:
         interrupted = trial.state in (TrialState.FAILED, TrialState.CANCELLED)
         if not interrupted or trial.failure_kind == "oom":
             break
         chain.append(trial.id)
-        earlier = trial.retry_of
+        trial = store.get_trial(trial.retry_of) if trial.retry_of is not None else None
     return tuple(chain)

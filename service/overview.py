@@ -84,7 +84,7 @@ def _budget(store: Store, sweep: AnySweep) -> dict[str, Any] | None:
     budget = BudgetSpec.model_validate(sweep.spec.get("budget") or {})
     if not budget.limited:
         return None
-    report = budget_report(budget, BudgetUsage.of(store, sweep.name))
+    report = budget_report(budget, BudgetUsage.of(store, sweep.name, record=sweep))
     return {**report, "lines": budget_lines(report)}
 
 

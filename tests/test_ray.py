@@ -245,19 +245,23 @@ def _collect(backend: RayBackend, count: int, deadline_s: float) -> list[JobResu
     return results
 
 
-@pytest.fixture
-def head_without_gpu() -> Iterator[Cluster]:
+def _own_cluster(num_cpus: int, num_gpus: int) -> Iterator[Cluster]:
     """A cluster of its own: the shared single-node session has to end first."""
     if ray.is_initialized():
         ray.shutdown()
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={"num_cpus": 1, "num_gpus": 0, "include_dashboard": False},
+        head_node_args={"num_cpus": num_cpus, "num_gpus": num_gpus, "include_dashboard": False},
     )
     yield cluster
     if ray.is_initialized():
         ray.shutdown()
     cluster.shutdown()
+
+
+@pytest.fixture
+def head_without_gpu() -> Iterator[Cluster]:
+    yield from _own_cluster(num_cpus=1, num_gpus=0)
 
 
 def test_gpu_trials_wait_for_a_gpu_and_get_one_each(
@@ -302,16 +306,7 @@ def test_gpu_trials_wait_for_a_gpu_and_get_one_each(
 @pytest.fixture
 def head_with_one_gpu() -> Iterator[Cluster]:
     """One node declaring one fake GPU and more CPUs than trials, so the GPU decides."""
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 8, "num_gpus": 1, "include_dashboard": False},
-    )
-    yield cluster
-    if ray.is_initialized():
-        ray.shutdown()
-    cluster.shutdown()
+    yield from _own_cluster(num_cpus=8, num_gpus=1)
 
 
 def test_a_quarter_gpu_per_trial_packs_four_trials_on_one_device_and_the_fifth_waits(

@@ -46,7 +46,7 @@ from sweepctl.workers.models import (
     resolve_model_source,
 )
 from sweepctl.workers.noise import evaluation_noise
-from sweepctl.workers.predictions import MAX_CLASSES, ValidationPredictions
+from sweepctl.workers.predictions import ValidationPredictions
 from sweepctl.workers.recorder import EpochProgress, EvaluationRecorder, GuardedTrainer
 from sweepctl.workers.rows import EvaluationRow, Sink
 from sweepctl.workers.tracking import WandbTracker
@@ -244,7 +244,7 @@ def _train(
         return _pruned(prepared, trial_id, run_dir, recorder.rows, time.perf_counter() - started)
     best = _best_row(recorder.rows, trainer.state.best_global_step, spec)
     if best.predictions is None:  # the best evaluation was an interrupted try's
-        best = replace(best, predictions=_validation_predictions(trainer, prepared))
+        best = replace(best, predictions=_validation_predictions(trainer, prepared, metrics))
     test = _evaluate_test(trainer, prepared)
     checkpoint = _keep_only_best(trainer, run_dir)
     wall = time.perf_counter() - started
@@ -356,15 +356,14 @@ def _replay_continued(
     return str(continuation.checkpoint)
 
 
-def _validation_predictions(trainer: Any, prepared: PreparedTrial) -> ValidationPredictions | None:
+def _validation_predictions(
+    trainer: Any, prepared: PreparedTrial, metrics: ClassificationMetrics
+) -> ValidationPredictions | None:
     """The loaded best checkpoint's validation predictions, evaluated again: a continued
-    trial's best may be an evaluation whose rows died with the interrupted worker."""
-    classes = len(prepared.data.label_names)
-    if classes > MAX_CLASSES:
-        return None
-    output = trainer.predict(prepared.data.splits["validation"], metric_key_prefix="again")
-    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-    return ValidationPredictions.from_ids(output.label_ids, logits.argmax(axis=-1), classes)
+    trial's best may be an evaluation whose rows died with the interrupted worker. The
+    trainer's own `compute_metrics` keeps them, as it does for every evaluation."""
+    trainer.predict(prepared.data.splits["validation"], metric_key_prefix="again")
+    return metrics.last_predictions
 
 
 def _noise(best: EvaluationRow, prepared: PreparedTrial) -> dict[str, Any]:
